@@ -1,0 +1,74 @@
+"""Phase 1 (core): offices, profiles, order types. Nothing here depends on another phase."""
+
+from __future__ import annotations
+
+from include.entities.spec import EntitySpec, PhaseSpec, SourceTable
+
+OFFICES = EntitySpec(
+    name="offices",
+    phase=1,
+    description="Every dispatch_office (valid kept as a flag); tax rate as a fraction, ISO country.",
+    sources=(
+        SourceTable(
+            "dispatch_office",
+            ("id", "doctor_id", "name", "address", "apt", "city", "state", "zip", "country",
+             "phone", "tax_rate", "valid", "sq_customer_id", "emails"),
+        ),
+    ),
+    transform_sql="transform/offices.sql",
+    suite="offices.json",
+    target_table="public.offices",
+    key="legacy_office_id",
+    reference_tables=("ref_country",),
+)
+
+PROFILES = EntitySpec(
+    name="profiles",
+    phase=1,
+    description="Every auth_user, typed by groups then flags then patient row; patient fields merged in.",
+    sources=(
+        SourceTable(
+            "auth_user",
+            ("id", "password", "last_login", "is_superuser", "username", "first_name",
+             "last_name", "email", "is_staff", "is_active", "date_joined"),
+        ),
+        SourceTable("auth_user_groups", ("id", "user_id", "group_id")),
+        SourceTable(
+            "dispatch_patient",
+            ("id", "user_id", "doctor_id", "office_id", "birthdate", "sex", "status",
+             "archived", "suspended", "schemes", "suffix", "submitted_at", "updated_at"),
+        ),
+    ),
+    transform_sql="transform/profiles.sql",
+    suite="profiles.json",
+    target_table="public.profiles",
+    key="legacy_user_id",
+    parents=("offices",),
+    reference_tables=("ref_group_profile_type", "ref_sex", "ref_patient_status"),
+    post_load_sql=("load/profiles__link_care_team.sql",),
+)
+
+ORDER_TYPES = EntitySpec(
+    name="order_types",
+    phase=1,
+    description="dispatch_course merged into the standard order types; legacy_course_id kept.",
+    sources=(SourceTable("dispatch_course", ("id", "name", "type", "customization")),),
+    transform_sql="transform/order_types.sql",
+    suite="order_types.json",
+    target_table="public.order_types",
+    key="legacy_course_id",
+    upsert_key="code",
+    reference_tables=("ref_course_order_type",),
+)
+
+PHASE_1 = PhaseSpec(
+    number=1,
+    name="core",
+    title="Core: offices, profiles, order types",
+    entities=(OFFICES, PROFILES, ORDER_TYPES),
+    schema_sql=(
+        "target/000_supabase_compat.sql",
+        "target/010_migration_schema.sql",
+        "target/100_phase1_core.sql",
+    ),
+)

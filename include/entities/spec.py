@@ -1,0 +1,117 @@
+"""Declarative description of one migrated entity and of one migration phase.
+
+A spec is plain data: the DAG factory turns a phase's specs into task groups, the engine
+(``migration_ops``) reads them to extract, transform, validate, load and checkpoint. Adding
+an entity means adding a spec, its transform SQL and its suite, never a new DAG.
+
+Later issues extend a spec rather than the DAGs: an incremental cursor (nightly sync),
+de-duplication keys, embedding sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A legacy table copied into staging: only the columns in scope.
+
+    Attributes:
+        table: legacy table name (schema ``public`` of the legacy database).
+        columns: columns to copy; quoted as identifiers, so reserved words such as
+            ``"order"`` or ``"on"`` need no special care.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """One target entity: where it comes from, how it is shaped, checked and loaded.
+
+    Attributes:
+        name: entity name, also the prefix of its staging tables (``staging.<name>__*``).
+        phase: migration phase number (1 core, 2 relationships, ...).
+        description: one line for the DAG docs and the reports.
+        sources: legacy tables to extract. The first is the *primary* source: one
+            primary row is one entity row, and its count is the entity's ``source_rows``.
+        transform_sql: file under ``include/sql`` that builds ``staging.<name>__transformed``
+            from the staged sources: one row per primary source row, in target shape.
+        suite: Great Expectations suite file under ``expectations/``.
+        target_table: schema-qualified target table.
+        key: column of the target (and of the transformed rows) holding the legacy id of
+            the primary source; quarantine and reconciliation are keyed by it.
+        upsert_key: unique column the upsert conflicts on; defaults to ``key``. Differs
+            only where legacy rows merge into seeded reference rows (order types: course 1
+            becomes the seeded ``main`` type, matched by ``code``).
+        parents: entities whose rows must be loaded first (foreign keys resolve to them).
+        reference_tables: code maps from :mod:`include.transforms.reference` made available
+            to the transform SQL as temporary tables of the same name.
+        post_load_sql: files run after the upsert in the same transaction (e.g. to resolve a
+            self-reference once all rows of the entity exist).
+    """
+
+    name: str
+    phase: int
+    description: str
+    sources: tuple[SourceTable, ...]
+    transform_sql: str
+    suite: str
+    target_table: str
+    key: str
+    upsert_key: str | None = None
+    parents: tuple[str, ...] = ()
+    reference_tables: tuple[str, ...] = ()
+    post_load_sql: tuple[str, ...] = ()
+
+    @property
+    def conflict_key(self) -> str:
+        """Column the set-based upsert conflicts on."""
+        return self.upsert_key or self.key
+
+    @property
+    def primary_source(self) -> SourceTable:
+        """The legacy table whose rows this entity's rows correspond to one to one."""
+        return self.sources[0]
+
+    def staging_table(self, suffix: str) -> str:
+        """Schema-qualified name of one of this entity's staging tables."""
+        return f"staging.{self.name}__{suffix}"
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """A migration phase: one DAG, gated on the previous phase having validated.
+
+    Attributes:
+        number: 1-based phase number.
+        name: short name used in the DAG id (``migrate_phase_<number>_<name>``).
+        title: human title for docs and reports.
+        entities: the phase's entity specs (any order; :meth:`ordered` sorts them).
+        schema_sql: target DDL files (under ``include/sql``) applied idempotently at start.
+    """
+
+    number: int
+    name: str
+    title: str
+    entities: tuple[EntitySpec, ...]
+    schema_sql: tuple[str, ...] = field(default=())
+
+    @property
+    def dag_id(self) -> str:
+        """Airflow DAG id of the phase."""
+        return f"migrate_phase_{self.number}_{self.name}"
+
+    @property
+    def asset_uri(self) -> str:
+        """URI of the Asset emitted once the phase has loaded and validated."""
+        return f"migration://phase-{self.number}/validated"
+
+    def ordered(self) -> list[EntitySpec]:
+        """Entities in an order where every parent inside the phase comes first."""
+        by_name = {entity.name: entity for entity in self.entities}
+        graph = {e.name: {p for p in e.parents if p in by_name} for e in self.entities}
+        return [by_name[name] for name in TopologicalSorter(graph).static_order()]

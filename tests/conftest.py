@@ -1,0 +1,41 @@
+"""Shared fixtures: a real embedded PostgreSQL server for every test that needs a database.
+
+The server for tests lives in its own data directory (``.local/test-pg`` unless
+``MIGRATION_TEST_PGDATA`` says otherwise), apart from the one ``make demo`` uses, and is
+left running between sessions so reruns start in a second.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from migration_ops import local_env
+
+TEST_SERVER = os.environ.get("MIGRATION_TEST_SERVER", "test-pg")
+
+
+@pytest.fixture(scope="session")
+def pg_socket() -> str:
+    """Socket directory of the running embedded test server."""
+    return local_env.start(TEST_SERVER)
+
+
+@pytest.fixture
+def make_db(pg_socket: str) -> Iterator[Callable[[str], str]]:
+    """Factory: ``make_db("legacy")`` → DSN of a brand-new, empty database; dropped afterwards."""
+    created: list[str] = []
+
+    def create(prefix: str) -> str:
+        name = f"t_{prefix}_{uuid.uuid4().hex[:8]}"
+        created.append(name)
+        return local_env.ensure_database(pg_socket, name, recreate=True)
+
+    yield create
+    with psycopg.connect(local_env.dsn(pg_socket, "postgres"), autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'drop database if exists "{name}" with (force)')
