@@ -1,0 +1,116 @@
+-- The `migration` schema: the audit trail of every run, read by auditors and by the gates.
+--   in : nothing (DDL only); applied at the start of every phase DAG run.
+--   out: runs, checkpoints, quarantine, validation_results, reconciliation, audit_log.
+-- Idempotent: every object is created only when missing; nothing is ever dropped here, and
+-- a rollback never deletes from these tables (history is evidence).
+
+create schema if not exists migration;
+create schema if not exists staging;
+
+-- One row per phase DAG run. `as_of` is the run's reference time (set once, at the start),
+-- used by rules that compare with "now" so a rerun of the same run decides the same way.
+create table if not exists migration.runs (
+    run_id       text primary key,
+    phase        smallint    not null,
+    dag_id       text        not null,
+    status       text        not null default 'running'
+        check (status in ('running', 'validated', 'failed')),
+    as_of        timestamptz not null default now(),
+    started_at   timestamptz not null default now(),
+    finished_at  timestamptz,
+    triggered_by text,
+    params       jsonb       not null default '{}'
+);
+create index if not exists runs_phase_started_idx on migration.runs (phase, started_at desc);
+comment on table migration.runs is
+    'One row per phase run; status = validated only when every entity reconciled and passed its suite.';
+
+-- Per run and entity: how far it got, and the counts each step produced.
+create table if not exists migration.checkpoints (
+    run_id           text        not null references migration.runs (run_id),
+    entity           text        not null,
+    phase            smallint    not null,
+    stage            text        not null
+        check (stage in ('extracted', 'transformed', 'validated', 'loaded', 'reconciled', 'failed')),
+    source_rows      bigint,
+    transformed_rows bigint,
+    quarantined_rows bigint,
+    merged_rows      bigint      not null default 0,
+    loaded_rows      bigint,
+    inserted_rows    bigint,
+    updated_rows     bigint,
+    unchanged_rows   bigint,
+    watermark        jsonb       not null default '{}',
+    validation_success boolean,
+    updated_at       timestamptz not null default now(),
+    primary key (run_id, entity)
+);
+comment on table migration.checkpoints is
+    'Progress and counts per run and entity; a retried task overwrites its own stage, never another run.';
+
+-- Rows that broke a row-level rule. One row per (entity, legacy id, rule): a rerun refreshes
+-- last_run_id instead of adding a duplicate; a row that later passes gets resolved_at.
+-- `detail` names the rule and column, never the offending value (no PHI).
+create table if not exists migration.quarantine (
+    quarantine_id   bigint generated always as identity primary key,
+    entity          text        not null,
+    legacy_id       bigint      not null,
+    rule            text        not null,
+    detail          text        not null,
+    first_run_id    text        not null,
+    last_run_id     text        not null,
+    first_seen_at   timestamptz not null default now(),
+    last_seen_at    timestamptz not null default now(),
+    resolved_at     timestamptz,
+    resolved_run_id text,
+    unique (entity, legacy_id, rule)
+);
+create index if not exists quarantine_last_run_idx on migration.quarantine (last_run_id, entity);
+comment on table migration.quarantine is
+    'Legacy rows held back, with the rule they broke; ids and rule names only, no values.';
+
+-- Great Expectations outcome per run, entity and pass ("transformed": all rows before
+-- quarantine; "validated": the rows that will load). Results are reduced to counts.
+create table if not exists migration.validation_results (
+    run_id      text        not null references migration.runs (run_id),
+    entity      text        not null,
+    pass        text        not null check (pass in ('transformed', 'validated')),
+    suite       text        not null,
+    success     boolean     not null,
+    evaluated   integer     not null,
+    failed      integer     not null,
+    results     jsonb       not null,
+    recorded_at timestamptz not null default now(),
+    primary key (run_id, entity, pass)
+);
+comment on table migration.validation_results is
+    'GX suite results per run/entity/pass: expectation, column, rule, success, unexpected counts.';
+
+-- The auditor's invariant, enforced by the database itself.
+create table if not exists migration.reconciliation (
+    run_id           text        not null references migration.runs (run_id),
+    phase            smallint    not null,
+    entity           text        not null,
+    source_rows      bigint      not null,
+    loaded_rows      bigint      not null,
+    merged_rows      bigint      not null,
+    quarantined_rows bigint      not null,
+    recorded_at      timestamptz not null default now(),
+    primary key (run_id, entity),
+    constraint reconciliation_balances
+        check (source_rows = loaded_rows + merged_rows + quarantined_rows)
+);
+comment on table migration.reconciliation is
+    'Per run and entity: source = loaded + merged + quarantined, always (checked by constraint).';
+
+-- Who triggered what, when, with which parameters.
+create table if not exists migration.audit_log (
+    audit_id bigint generated always as identity primary key,
+    at       timestamptz not null default now(),
+    actor    text        not null,
+    action   text        not null,
+    phase    smallint,
+    run_id   text,
+    params   jsonb       not null default '{}'
+);
+comment on table migration.audit_log is 'Append-only log of migration actions (runs, rollbacks, restores).';

@@ -1,0 +1,230 @@
+"""Builds one DAG per migration phase from its entity specs.
+
+Shape of every phase DAG::
+
+    gate (phase ≥ 2) → begin → [entity task groups in dependency order] → publish ⇒ Asset
+                                                                       ↘ record_failure (on any failure)
+
+Each entity task group is ``extract → transform → validate → load → checkpoint``. A
+child entity's group starts after its parents' groups (foreign keys resolve to loaded
+rows). ``publish`` emits the phase's Asset only when every entity reconciled, which is
+what schedules the next phase; the ``gate`` task additionally refuses a manual trigger of
+a phase whose predecessor has not validated.
+
+Nothing here touches a database at import time: task bodies import and connect lazily.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule, get_current_context, task
+
+from include.entities import get_entity, get_phase
+from include.entities.spec import PhaseSpec
+from migration_ops.settings import LEGACY_CONN_ID, TARGET_CONN_ID
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "data-migration",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+}
+
+PARAMS = {
+    "max_quarantine_fraction": Param(
+        0.05,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description=(
+            "Fail an entity when more than this share of its rows is quarantined: a systematic "
+            "defect must stop the migration rather than be set aside row by row."
+        ),
+    ),
+    "note": Param(
+        "",
+        type="string",
+        maxLength=500,
+        description="Why this run was started (kept in migration.audit_log). No patient data.",
+    ),
+}
+
+
+def _dsns() -> tuple[str, str]:
+    from migration_ops.connections import task_dsn
+
+    return task_dsn(LEGACY_CONN_ID), task_dsn(TARGET_CONN_ID)
+
+
+def _run(value: dict[str, Any]) -> Any:
+    from migration_ops.runs import RunContext
+
+    return RunContext.from_xcom(value)
+
+
+@task
+def gate(phase_number: int) -> None:
+    """#### Gate\nRefuse to start unless the previous phase's latest run has validated."""
+    from migration_ops.runs import check_gate
+
+    check_gate(_dsns()[1], get_phase(phase_number))
+
+
+@task
+def begin(phase_number: int) -> dict[str, Any]:
+    """#### Begin\nApply the target schema (idempotent) and record the run."""
+    from migration_ops import runs
+
+    context = get_current_context()
+    phase = get_phase(phase_number)
+    target = _dsns()[1]
+    runs.apply_schema(target, phase)
+    dag_run = context["dag_run"]
+    triggered_by = getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
+    run = runs.begin_run(
+        target,
+        phase,
+        f"{phase.dag_id}__{context['run_id']}",
+        triggered_by=triggered_by,
+        params=dict(context["params"]),
+    )
+    return run.to_xcom()
+
+
+@task
+def extract(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Extract\nBinary COPY of the entity's legacy tables into staging (read-only snapshot)."""
+    from migration_ops.pipeline import extract_step
+
+    legacy, target = _dsns()
+    return extract_step(legacy, target, _run(run), get_entity(entity_name))
+
+
+@task
+def transform(run: dict[str, Any], entity_name: str) -> int:
+    """#### Transform\nSet-based SQL builds the target-shaped rows in staging."""
+    from migration_ops.pipeline import transform_step
+
+    return transform_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
+@task
+def validate(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Validate\nGreat Expectations suite; failing rows quarantined by rule; suite-level failures block the load."""
+    from migration_ops.pipeline import validate_step
+
+    fraction = float(get_current_context()["params"]["max_quarantine_fraction"])
+    return validate_step(_dsns()[1], _run(run), get_entity(entity_name), max_quarantine_fraction=fraction)
+
+
+@task
+def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Load\nOne transactional upsert keyed by the legacy id; only new or changed rows are written."""
+    from migration_ops.pipeline import load_step
+
+    return load_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
+@task
+def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Checkpoint\nReconcile: source = loaded + merged + quarantined, recorded for auditors."""
+    from migration_ops.pipeline import checkpoint_step
+
+    return checkpoint_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
+STEPS = (
+    ("extract", extract),
+    ("transform", transform),
+    ("validate", validate),
+    ("load", load),
+    ("checkpoint", checkpoint),
+)
+
+
+@task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+def record_failure() -> None:
+    """#### Record failure\nMark the run failed and write its report, so the gate stays closed.
+
+    Derives the run id from the context rather than from ``begin``'s XCom, so it also
+    works when ``begin`` itself never ran.
+    """
+    from migration_ops import reports, runs
+
+    context = get_current_context()
+    run_id = f"{context['dag'].dag_id}__{context['run_id']}"
+    target = _dsns()[1]
+    if runs.mark_failed(target, run_id):
+        reports.write(target, run_id)
+
+
+def _publish(phase: PhaseSpec) -> Any:
+    @task(task_id="publish", outlets=[Asset(phase.asset_uri)])
+    def publish(run: dict[str, Any]) -> str:
+        """#### Publish\nMark the run validated, write the reports, emit the phase's Asset."""
+        from migration_ops import reports, runs
+
+        target = _dsns()[1]
+        runs.finish_run(target, _run(run), get_phase(run["phase"]))
+        return str(reports.write(target, run["run_id"]))
+
+    return publish
+
+
+def _doc(phase: PhaseSpec) -> str:
+    lines = [
+        f"# Phase {phase.number}: {phase.title}",
+        "",
+        "Extract (binary COPY from a read-only snapshot) → transform (set-based SQL) → validate "
+        "(Great Expectations; failing rows to `migration.quarantine`) → load (upsert by legacy id, "
+        "new or changed rows only) → checkpoint (reconciliation), per entity.",
+        "",
+        "**Idempotent:** rerunning converges to the same target rows and adds no quarantine duplicates.",
+        f"**Connections:** `{LEGACY_CONN_ID}` (read only), `{TARGET_CONN_ID}`.",
+        f"**Emits:** `{phase.asset_uri}` when every entity reconciled.",
+    ]
+    if phase.number > 1:
+        lines.append(f"**Gate:** runs only after phase {phase.number - 1} validated.")
+    lines += ["", "| entity | legacy source | target | suite |", "|---|---|---|---|"]
+    for entity in phase.ordered():
+        sources = ", ".join(s.table for s in entity.sources)
+        lines.append(f"| {entity.name} | {sources} | `{entity.target_table}` | `{entity.suite}` |")
+    return "\n".join(lines)
+
+
+def build_phase_dag(phase: PhaseSpec) -> DAG:
+    """Return the DAG of one migration phase (see the module docstring for its shape)."""
+    schedule = [Asset(get_phase(phase.number - 1).asset_uri)] if phase.number > 1 else None
+    with DAG(
+        dag_id=phase.dag_id,
+        schedule=schedule,
+        start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params=PARAMS,
+        tags=["migration", f"phase-{phase.number}", phase.name],
+        doc_md=_doc(phase),
+    ) as dag:
+        run = begin(phase.number)
+        if phase.number > 1:
+            gate(phase.number) >> run
+        groups: dict[str, TaskGroup] = {}
+        for entity in phase.ordered():
+            with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
+                steps = [
+                    step.override(task_id=name)(run, entity.name)
+                    for name, step in STEPS
+                ]
+                for upstream, downstream in zip(steps, steps[1:], strict=False):
+                    upstream >> downstream
+            for parent in entity.parents:
+                if parent in groups:
+                    groups[parent] >> group
+            groups[entity.name] = group
+        done = list(groups.values())
+        done >> _publish(phase)(run)
+        done >> record_failure()
+    return dag

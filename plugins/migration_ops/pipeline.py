@@ -1,0 +1,74 @@
+"""The per-entity data path, one function per DAG task: extract → transform → validate → load → checkpoint.
+
+Each function takes plain values (DSNs, a :class:`RunContext`, an entity spec), does its
+work in the databases, records its checkpoint and returns counts. They know nothing about
+Airflow, so the DAG factory wires them and tests can call them directly.
+"""
+
+from __future__ import annotations
+
+from include.entities.spec import EntitySpec
+from migration_ops import extract, load, runs, transform, validate
+from migration_ops.runs import RunContext
+
+
+def extract_step(legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+    """Stage the entity's legacy tables; the primary table's count is the entity's source_rows."""
+    counts = extract.extract_entity(legacy_dsn, target_dsn, entity)
+    runs.record_stage(target_dsn, run, entity, "extracted", source_rows=counts[entity.primary_source.table])
+    return counts
+
+
+def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
+    """Build the target-shaped rows in staging."""
+    rows = transform.run_transform(target_dsn, entity, run.settings())
+    runs.record_stage(target_dsn, run, entity, "transformed", transformed_rows=rows)
+    return rows
+
+
+def validate_step(
+    target_dsn: str, run: RunContext, entity: EntitySpec, *, max_quarantine_fraction: float
+) -> dict[str, int]:
+    """Run the entity's GX suite, quarantine failing rows, gate the load."""
+    try:
+        outcome = validate.validate_entity(
+            target_dsn, entity, run.run_id, max_quarantine_fraction=max_quarantine_fraction
+        )
+    except Exception:
+        runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
+        raise
+    runs.record_stage(
+        target_dsn,
+        run,
+        entity,
+        "validated",
+        quarantined_rows=outcome.quarantined_rows,
+        validation_success=True,
+    )
+    return {"validated_rows": outcome.validated_rows, "quarantined_rows": outcome.quarantined_rows}
+
+
+def load_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+    """Upsert the validated rows (the checkpoint is written inside the same transaction)."""
+    outcome = load.load_entity(target_dsn, entity, run.settings())
+    return {
+        "inserted_rows": outcome.inserted_rows,
+        "updated_rows": outcome.updated_rows,
+        "unchanged_rows": outcome.unchanged_rows,
+    }
+
+
+def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+    """Reconcile the entity: source = loaded + merged + quarantined, or fail."""
+    return runs.reconcile(target_dsn, run, entity)
+
+
+def run_entity(
+    legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec, *, max_quarantine_fraction: float = 0.05
+) -> dict[str, int]:
+    """The whole data path for one entity, in order (what one task group does)."""
+    extract_step(legacy_dsn, target_dsn, run, entity)
+    transform_step(target_dsn, run, entity)
+    validate_step(target_dsn, run, entity, max_quarantine_fraction=max_quarantine_fraction)
+    load_step(target_dsn, run, entity)
+    return checkpoint_step(target_dsn, run, entity)

@@ -1,0 +1,130 @@
+"""Auditor reports rendered from the ``migration`` schema at the end of each phase run.
+
+Written to ``reports/<run_id>/``: ``reconciliation.md`` (human), ``report.json``
+(machine: reconciliation, validation results, quarantine counts per rule). They carry
+ids, rule names and counts only: no legacy values, so no PHI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from migration_ops.db import connect
+from migration_ops.settings import reports_dir
+
+
+def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
+    """Gather a run's reconciliation, validation outcome and quarantine counts."""
+    with connect(target_dsn, application_name="migration:report") as conn:
+        run = conn.execute(
+            "select run_id, phase, dag_id, status, as_of, started_at, finished_at, triggered_by, params "
+            "from migration.runs where run_id = %s",
+            (run_id,),
+        ).fetchone()
+        if run is None:
+            raise KeyError(f"no migration run {run_id!r}")
+        reconciliation = conn.execute(
+            """
+            select r.entity, r.source_rows, r.loaded_rows, r.merged_rows, r.quarantined_rows,
+                   c.inserted_rows, c.updated_rows, c.unchanged_rows
+            from migration.reconciliation as r
+            join migration.checkpoints as c using (run_id, entity)
+            where r.run_id = %s order by r.entity
+            """,
+            (run_id,),
+        ).fetchall()
+        validation = conn.execute(
+            "select entity, pass, suite, success, evaluated, failed, results "
+            "from migration.validation_results where run_id = %s order by entity, pass",
+            (run_id,),
+        ).fetchall()
+        quarantine = conn.execute(
+            "select entity, rule, count(*) from migration.quarantine "
+            "where last_run_id = %s group by entity, rule order by entity, rule",
+            (run_id,),
+        ).fetchall()
+    keys = ("run_id", "phase", "dag_id", "status", "as_of", "started_at", "finished_at", "triggered_by", "params")
+    return {
+        "run": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(keys, run, strict=True)},
+        "reconciliation": [
+            dict(
+                zip(
+                    ("entity", "source_rows", "loaded_rows", "merged_rows", "quarantined_rows",
+                     "inserted_rows", "updated_rows", "unchanged_rows"),
+                    row,
+                    strict=True,
+                )
+            )
+            for row in reconciliation
+        ],
+        "validation": [
+            dict(zip(("entity", "pass", "suite", "success", "evaluated", "failed", "results"), row, strict=True))
+            for row in validation
+        ],
+        "quarantine": [{"entity": e, "rule": r, "rows": n} for e, r, n in quarantine],
+    }
+
+
+def reconciliation_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of a run's reconciliation (used by the CLI and the Markdown report)."""
+    header = ("entity", "source", "loaded", "merged", "quarantined", "inserted", "updated", "unchanged", "balanced")
+    lines = [header]
+    for r in rows:
+        balanced = r["source_rows"] == r["loaded_rows"] + r["merged_rows"] + r["quarantined_rows"]
+        lines.append(
+            (
+                r["entity"],
+                *(str(r[k]) for k in ("source_rows", "loaded_rows", "merged_rows", "quarantined_rows")),
+                *(str(r[k]) for k in ("inserted_rows", "updated_rows", "unchanged_rows")),
+                "yes" if balanced else "NO",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rendered = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in lines]
+    rendered.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(rendered)
+
+
+def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
+    """Write the run's reports; return the directory they are in."""
+    data = collect(target_dsn, run_id)
+    out = (directory or reports_dir()) / run_id.replace("/", "_").replace(":", "-")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    run = data["run"]
+    lines = [
+        f"# Migration report: phase {run['phase']} ({run['dag_id']})",
+        "",
+        f"- run: `{run['run_id']}`",
+        f"- status: **{run['status']}**",
+        f"- as of: {run['as_of']}; started {run['started_at']}; finished {run['finished_at']}",
+        f"- triggered by: {run['triggered_by']}",
+        "",
+        "## Reconciliation (source = loaded + merged + quarantined)",
+        "",
+        "```",
+        reconciliation_table(data["reconciliation"]),
+        "```",
+        "",
+        "## Validation (Great Expectations)",
+        "",
+        "| entity | pass | suite | success | expectations | failed |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {v['entity']} | {v['pass']} | {v['suite']} | {v['success']} | {v['evaluated']} | {v['failed']} |"
+            for v in data["validation"]
+        ),
+        "",
+        "## Quarantine (rows per rule, this run)",
+        "",
+        "| entity | rule | rows |",
+        "|---|---|---|",
+        *(f"| {q['entity']} | {q['rule']} | {q['rows']} |" for q in data["quarantine"]),
+        "",
+        "Row-level detail: `select * from migration.quarantine where last_run_id = '<run_id>'` "
+        "(legacy ids and rules only).",
+    ]
+    (out / "reconciliation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
