@@ -1,0 +1,58 @@
+# Two commands a new user needs: `make demo` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo migrate airflow test test-fast lint fmt bench sandbox db-up db-down clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies
+
+demo: $(STAMP) ## whole migration on the embedded PostgreSQL (sandbox built once, then reused)
+	$(PY) -m migration_ops.cli demo
+
+migrate: $(STAMP) ## run the phases in order against AIRFLOW_CONN_LEGACY_DB / AIRFLOW_CONN_SUPABASE_DB
+	$(PY) -m migration_ops.cli migrate
+
+airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on http://localhost:8080
+	eval "$$($(PY) -m migration_ops.local_env up)" && \
+	  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True && \
+	  $(VENV)/bin/airflow db migrate >/dev/null && \
+	  $(VENV)/bin/airflow standalone
+
+test: $(STAMP) ## the whole test suite (unit, DAG integrity, end-to-end on embedded PostgreSQL)
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy plugins/migration_ops include
+
+fmt: $(STAMP) ## format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP) ## benchmark at scale 1.0 (prints rows/s beside raw binary COPY)
+	$(PY) scripts/bench.py --scale $${SCALE:-1.0}
+
+db-up: $(STAMP) ## start the embedded PostgreSQL and print the env exports for it
+	$(PY) -m migration_ops.local_env up
+
+db-down: $(STAMP) ## stop the embedded PostgreSQL (data kept in .local/)
+	$(PY) -m migration_ops.local_env down
+
+clean: db-down ## remove local databases, Airflow home and reports
+	rm -rf .local reports

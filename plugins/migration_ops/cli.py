@@ -1,0 +1,129 @@
+"""Command line behind ``make demo`` and ``make migrate``.
+
+``demo``    start the embedded PostgreSQL, build (or reuse) the sandbox legacy database,
+            prepare Airflow's metadata database, then ``migrate``.
+``migrate`` run every phase DAG in order with ``airflow dags test`` against the
+            connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
+            exit non-zero at the first phase that does not validate.
+
+When the Airflow connections or metadata database are not set in the environment, the
+embedded databases are used; values the user set are never overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from migration_ops import local_env
+from migration_ops.settings import local_dir
+
+
+def _prepare_environment(*, force_embedded: bool) -> str:
+    """Start the embedded server and point Airflow at it where the user has not."""
+    socket_dir = local_env.start()
+    for database in local_env.DEFAULT_DATABASES:
+        local_env.ensure_database(socket_dir, database)
+    for key, value in local_env.environment(socket_dir).items():
+        if force_embedded and key.startswith("AIRFLOW_CONN_"):
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    return socket_dir
+
+
+def _airflow(*args: str, log_path: Path | None = None) -> int:
+    """Run the ``airflow`` CLI of this virtual environment; output to a log file if given."""
+    command = [str(Path(sys.executable).with_name("airflow")), *args]
+    if log_path is None:
+        return subprocess.call(command)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log:
+        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def migrate() -> int:
+    """Run the phases in order; return 0 when every phase validated."""
+    from include.entities import PHASES
+    from migration_ops import reports, runs
+    from migration_ops.connections import env_dsn
+
+    if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
+        print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
+        return 2
+    target = env_dsn("supabase_db")
+    for phase in PHASES:
+        started = time.monotonic()
+        log_path = local_dir() / "logs" / f"{phase.dag_id}.log"
+        print(f"phase {phase.number} ({phase.dag_id}) ... ", end="", flush=True)
+        code = _airflow("dags", "test", phase.dag_id, log_path=log_path)
+        status = runs.latest_run_status(target, phase.number)
+        elapsed = time.monotonic() - started
+        print(f"{status or 'not started'} in {elapsed:.1f}s (log: {log_path})")
+        if code != 0 or status != "validated":
+            print(_tail(log_path), file=sys.stderr)
+            print(f"phase {phase.number} did not validate; later phases were not started.", file=sys.stderr)
+            return 1
+        run_id = _latest_run_id(target, phase.number)
+        report = reports.write(target, run_id)
+        print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
+        print(f"reports: {report}\n")
+    return 0
+
+
+def _latest_run_id(target_dsn: str, phase_number: int) -> str:
+    from migration_ops.db import connect
+
+    with connect(target_dsn) as conn:
+        row = conn.execute(
+            "select run_id from migration.runs where phase = %s order by started_at desc limit 1", (phase_number,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    """Last lines of a log, to show why a phase failed without opening the file."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def demo(scale: float, seed: int) -> int:
+    """Whole migration on the embedded default, sandbox built once and reused."""
+    from include.sandbox.generator import build_sandbox, sandbox_exists
+
+    socket_dir = _prepare_environment(force_embedded=True)
+    legacy = local_env.dsn(socket_dir, "legacy")
+    if sandbox_exists(legacy, scale, seed):
+        print(f"sandbox legacy database (scale {scale}, seed {seed}) already built: reusing it")
+    else:
+        print(f"building the sandbox legacy database (scale {scale}, seed {seed}) ...", flush=True)
+        started = time.monotonic()
+        counts = build_sandbox(legacy, scale=scale, seed=seed, media_dir=local_dir() / "media")
+        print(f"  {sum(counts.values())} rows in {len(counts)} tables, {time.monotonic() - started:.1f}s")
+    return migrate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m migration_ops.cli {demo,migrate}``."""
+    parser = argparse.ArgumentParser(prog="python -m migration_ops.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo_parser = sub.add_parser("demo", help="sandbox + full migration on the embedded databases")
+    demo_parser.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "0.02")))
+    demo_parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "7")))
+    sub.add_parser("migrate", help="run the phases in order against the configured connections")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo(args.scale, args.seed)
+    _prepare_environment(force_embedded=False)
+    return migrate()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
