@@ -23,18 +23,27 @@ from migration_ops import local_env
 from migration_ops.settings import local_dir
 
 
-def _prepare_environment(*, force_embedded: bool) -> str:
-    """Start the embedded server and point Airflow at it where the user has not."""
-    socket_dir = local_env.start()
-    for database in local_env.DEFAULT_DATABASES:
-        local_env.ensure_database(socket_dir, database)
-    for key, value in local_env.environment(socket_dir).items():
-        if force_embedded and key.startswith("AIRFLOW_CONN_"):
-            os.environ[key] = value
-        else:
-            os.environ.setdefault(key, value)
+#: Settings that, when all present in the environment, mean no embedded database is needed.
+USER_SETTINGS = ("AIRFLOW_CONN_LEGACY_DB", "AIRFLOW_CONN_SUPABASE_DB", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+
+
+def _prepare_environment(*, force_embedded: bool) -> None:
+    """Point Airflow at the embedded databases wherever the user has not set their own.
+
+    The embedded server is started only when something defaults to it.
+    """
+    if not force_embedded and all(os.environ.get(k) for k in USER_SETTINGS):
+        os.environ.setdefault("AIRFLOW_HOME", str(local_dir() / "airflow"))
+    else:
+        socket_dir = local_env.start()
+        for database in local_env.DEFAULT_DATABASES:
+            local_env.ensure_database(socket_dir, database)
+        for key, value in local_env.environment(socket_dir).items():
+            if force_embedded and key.startswith("AIRFLOW_CONN_"):
+                os.environ[key] = value
+            else:
+                os.environ.setdefault(key, value)
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    return socket_dir
 
 
 def _airflow(*args: str, log_path: Path | None = None) -> int:
@@ -98,8 +107,10 @@ def demo(scale: float, seed: int) -> int:
     """Whole migration on the embedded default, sandbox built once and reused."""
     from include.sandbox.generator import build_sandbox, sandbox_exists
 
-    socket_dir = _prepare_environment(force_embedded=True)
-    legacy = local_env.dsn(socket_dir, "legacy")
+    _prepare_environment(force_embedded=True)
+    from migration_ops.connections import env_dsn
+
+    legacy = env_dsn("legacy_db")
     if sandbox_exists(legacy, scale, seed):
         print(f"sandbox legacy database (scale {scale}, seed {seed}) already built: reusing it")
     else:

