@@ -41,4 +41,7 @@ def test_name_variants_differ_but_match_after_normalisation():
         for _ in range(20):
             v_first, v_last = name_variant(rng, first, last)
             assert (v_first, v_last) != (first, last)
-            assert ascii_fold(f"{v_first} {v_last}").lower().split() == ascii_fold(f"{first} {last}").lower().split()
+            assert (
+                ascii_fold(f"{v_first} {v_last}").lower().split()
+                == ascii_fold(f"{first} {last}").lower().split()
+            )
