@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec, SourceTable
-from migration_ops.db import connect, qualified
+from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import SchemaDriftError
 from migration_ops.settings import LEGACY_SCHEMA
 
@@ -90,6 +90,7 @@ def extract_entity(legacy_dsn: str, target_dsn: str, entity: EntitySpec) -> dict
             ):
                 for chunk in outgoing:
                     incoming.write(chunk)
-            counts[source.table] = writer.rowcount
+            # COPY FROM reports no row count for binary input: count what actually landed.
+            counts[source.table] = int(scalar(target_conn, sql.SQL("select count(*) from {}").format(staging)))
             target_conn.execute(sql.SQL("analyze {}").format(staging))
     return counts

@@ -81,7 +81,9 @@ def load_entity(
             source_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
             target_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
             assignments=sql.SQL(", ").join(
-                sql.SQL("{} = excluded.{}").format(c, c) for c in ident if c.string != entity.conflict_key
+                sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
+                for c in columns
+                if c != entity.conflict_key
             ),
         )
         row = conn.execute(statement).fetchone()

@@ -281,11 +281,6 @@ def test_suites_quarantine_exactly_the_broken_rows_through_the_engine(engine_db)
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(
-    raises=AttributeError,
-    strict=False,
-    reason="migration_ops/load.py calls sql.Identifier.string, which psycopg 3.3 lacks (reported)",
-)
 def test_engine_loads_reconciles_and_reruns_without_changes(engine_db) -> None:
     first = _run(engine_db, "suites-1", load=True)
     with connect(engine_db) as conn:
