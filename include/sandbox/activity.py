@@ -138,7 +138,8 @@ def record_rows(
     types = shuffled_labels(rng, total, _RECORD_TYPES, {None: 1, -1: 1})
     attached = set(sample_indices(rng, range(total), attachment_total))
     garbled = set(sample_indices(rng, range(total), defect_count(total, rate("text_mojibake"))))
-    foreign = set(sample_indices(rng, range(total), defect_count(total, 0.002)))
+    clean = [i for i in range(total) if i not in garbled]
+    foreign = set(sample_indices(rng, clean, defect_count(total, 0.002)))
     project_order = sorted(range(len(orders.project_time)), key=orders.project_time.__getitem__)
     project_times = [orders.project_time[p] for p in project_order]
     stale = [content_types[("sessions", "session")], content_types[("dispatch", "case")]]
@@ -366,7 +367,8 @@ def comment_rows(
         (clamp(orders.plan_time[p] + int(rng.expovariate(1 / (20 * DAY)))), p) for p in plans
     )
     garbled = set(sample_indices(rng, range(total), defect_count(total, rate("text_mojibake"))))
-    foreign = set(sample_indices(rng, range(total), defect_count(total, 0.002)))
+    clean = [i for i in range(total) if i not in garbled]
+    foreign = set(sample_indices(rng, clean, defect_count(total, 0.002)))
     for i, (t, p) in enumerate(planned):
         comment_id = i + 1
         patient = orders.patient[orders.plan_instruction[p]]

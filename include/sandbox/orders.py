@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,18 +90,27 @@ def plan_orders(
     """Instructions with course, status, jaws, plans and (shared) projects."""
     rng = stream(seed, "dispatch_instruction.plan")
     total = volumes["dispatch_instruction"]
-    weights = list(accumulate(rng.lognormvariate(0, 0.8) for _ in patients.ids))
-    per_patient = Counter(rng.choices(range(len(patients.ids)), cum_weights=weights, k=total))
-    events: list[tuple[int, int, int]] = []
-    for p in sorted(per_patient):
-        t = clamp(patients.submitted[p] + rng.randint(HOUR, 3 * DAY))
-        for nth in range(per_patient[p]):
-            if nth:
-                t += rng.randint(60, 400) * DAY
-                if t >= SPAN:
-                    t = rng.randint(patients.submitted[p], SPAN - 1)
-            events.append((t, p, nth))
+    # Nearly every patient orders when enrolled; follow-up orders (refinements,
+    # replacements) come 45 days or more after the patient's previous one. A follow-up that
+    # would fall after the window is not placed, so late patients have fewer orders and
+    # orders do not pile up at the end (2025 holds ~16% of them: ids from ~21k, §1a).
+    count = len(patients.ids)
+    enrolled = sample_indices(rng, range(count), min(total, round(count * 0.97)))
+    last = {p: clamp(patients.submitted[p] + rng.randint(HOUR, 3 * DAY)) for p in enrolled}
+    events = [(last[p], p, 0) for p in enrolled]
+    weights = list(accumulate(rng.lognormvariate(0, 0.8) for _ in enrolled))
+    placed = Counter(enrolled)
+    attempts = 0
+    while len(events) < total and attempts < 100 * total:
+        attempts += 1
+        p = enrolled[bisect_left(weights, rng.random() * weights[-1])]
+        t = last[p] + 45 * DAY + int(rng.expovariate(1 / (240 * DAY)))
+        if t < SPAN:
+            events.append((t, p, placed[p]))
+            placed[p] += 1
+            last[p] = t
     events.sort()
+    total = len(events)
     ids, next_id = [], 1
     for _ in events:
         ids.append(next_id)
@@ -253,18 +263,19 @@ def instruction_rows(
         sample_indices(rng, range(total), defect_count(total, rate("exports_invalid_json")))
     )
     garbled = set(sample_indices(rng, range(total), defect_count(total, rate("text_mojibake"))))
-    foreign = set(sample_indices(rng, range(total), defect_count(total, 0.002)))
+    clean = [i for i in range(total) if i not in garbled]
+    foreign = set(sample_indices(rng, clean, defect_count(total, 0.002)))
     for i, instruction_id in enumerate(orders.ids):
         p = orders.patient[i]
         course = orders.course[i]
         locale = patients.text_locale(p)
         notes = clinical_text(rng, rng.randint(1, 3)) if rng.random() < 0.7 else ""
-        if i in foreign or locale != "en" and rng.random() < rate("text_multilingual"):
-            notes = clinical_text(rng, rng.randint(1, 2), locale if locale != "en" else "ja")
-            defects.add("text_multilingual", "dispatch_instruction", instruction_id)
         if i in garbled:
             notes = mojibake_text(rng)
             defects.add("text_mojibake", "dispatch_instruction", instruction_id)
+        elif i in foreign or locale != "en" and rng.random() < rate("text_multilingual"):
+            notes = clinical_text(rng, rng.randint(1, 2), locale if locale != "en" else "ja")
+            defects.add("text_multilingual", "dispatch_instruction", instruction_id)
         exports = (
             "{}" if rng.random() < 0.7 else json.dumps({"stl": True, "trays": rng.randint(5, 40)})
         )

@@ -193,7 +193,7 @@ def plan_users(seed: int, volumes: dict[str, int]) -> Users:
         pool.remove(role)
     rng.shuffle(pool)
     roles = pioneers + pool
-    joined = sorted_growth_times(rng, len(roles))
+    joined = sorted_growth_times(rng, len(roles), growth=0.0)
     ids, next_id = [], 1
     for _ in roles:
         ids.append(next_id)

@@ -24,7 +24,12 @@ def test_double_extension_is_kept_as_stored():
 
 @pytest.mark.parametrize(
     ("name", "ext", "filename"),
-    [("../../etc/passwd", "txt", ".._.._etc_passwd.txt"), ("", "pdf", None), ("..", "", None), ("a\\b", "", "a_b")],
+    [
+        ("../../etc/passwd", "txt", ".._.._etc_passwd.txt"),
+        ("", "pdf", None),
+        ("..", "", None),
+        ("a\\b", "", "a_b"),
+    ],
 )
 def test_names_cannot_escape_the_file_directory(name, ext, filename):
     path = media_relative_path(UID, name, ext)
@@ -39,7 +44,13 @@ def test_names_cannot_escape_the_file_directory(name, ext, filename):
 
 @pytest.mark.parametrize(
     ("ext", "magic"),
-    [("stl", b"solid "), ("pdf", b"%PDF-1.4"), ("png", b"\x89PNG\r\n\x1a\n"), ("jpg", b"\xff\xd8\xff"), ("zip", b"PK")],
+    [
+        ("stl", b"solid "),
+        ("pdf", b"%PDF-1.4"),
+        ("png", b"\x89PNG\r\n\x1a\n"),
+        ("jpg", b"\xff\xd8\xff"),
+        ("zip", b"PK"),
+    ],
 )
 def test_bytes_carry_their_signature_and_are_small(ext, magic):
     content = media_bytes(ext, random.Random(1))
@@ -52,7 +63,11 @@ def test_dicom_has_its_preamble():
 
 
 def test_bytes_are_deterministic():
-    digest = {hashlib.sha256(media_bytes(ext, random.Random(5))).hexdigest() for _ in range(2) for ext in ["zip"]}
+    digest = {
+        hashlib.sha256(media_bytes(ext, random.Random(5))).hexdigest()
+        for _ in range(2)
+        for ext in ["zip"]
+    }
     assert len(digest) == 1
     assert media_bytes("stl", random.Random(5)) != media_bytes("stl", random.Random(6))
 
