@@ -2,8 +2,10 @@
 
 Each class is documented in ``legacy-system.md`` (section given in ``source``); where the
 documents give no number the rate is a stated assumption (``documented=False``). The
-builders take their rates from here, and ``docs/sandbox.md`` lists the same table, so the
-code and the documentation cannot drift apart silently. Every instance the builders inject
+builders take their rates from here (e-mail kinds are apportioned per role so that the
+overall shares come out as listed, and shared projects follow from the plan and project
+volumes), and ``docs/sandbox.md`` lists the same table, so the code and the documentation
+cannot drift apart silently. Every instance the builders inject
 is logged in ``sandbox.injected_defects(defect, table_name, legacy_id)``.
 """
 
@@ -368,7 +370,7 @@ _CATALOGUE = (
         0.02,
         "plans",
         False,
-        "two or more plans point at the project",
+        "two or more plans point at the project (plans - projects + 0.5% orphan projects)",
     ),
 )
 
