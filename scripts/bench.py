@@ -25,6 +25,7 @@ from psycopg import sql
 from include.entities import PHASES
 from include.entities.spec import EntitySpec
 from include.sandbox.generator import build_sandbox, sandbox_exists
+from migration_ops.validate import QuarantineLimit
 from migration_ops import local_env, pipeline, runs
 from migration_ops.db import connect
 from migration_ops.extract import legacy_column_types
@@ -101,7 +102,7 @@ def main() -> None:
                 extracted, t_extract = timed(lambda: pipeline.extract_step(legacy, target, run, entity))
                 _, t_transform = timed(lambda: pipeline.transform_step(target, run, entity))
                 _, t_validate = timed(
-                    lambda: pipeline.validate_step(target, run, entity, max_quarantine_fraction=1.0)
+                    lambda: pipeline.validate_step(target, run, entity, limit=QuarantineLimit(fraction=1.0))
                 )
                 _, t_load = timed(lambda: pipeline.load_step(target, run, entity))
                 pipeline.checkpoint_step(target, run, entity)

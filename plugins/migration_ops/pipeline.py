@@ -10,6 +10,7 @@ from __future__ import annotations
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, transform, validate
 from migration_ops.runs import RunContext
+from migration_ops.validate import QuarantineLimit
 
 
 def extract_step(legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
@@ -27,12 +28,12 @@ def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
 
 
 def validate_step(
-    target_dsn: str, run: RunContext, entity: EntitySpec, *, max_quarantine_fraction: float
+    target_dsn: str, run: RunContext, entity: EntitySpec, *, limit: QuarantineLimit
 ) -> dict[str, int]:
     """Run the entity's GX suite, quarantine failing rows, gate the load."""
     try:
         outcome = validate.validate_entity(
-            target_dsn, entity, run.run_id, max_quarantine_fraction=max_quarantine_fraction
+            target_dsn, entity, run.run_id, limit=limit
         )
     except Exception:
         runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
@@ -64,11 +65,16 @@ def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dic
 
 
 def run_entity(
-    legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec, *, max_quarantine_fraction: float = 0.05
+    legacy_dsn: str,
+    target_dsn: str,
+    run: RunContext,
+    entity: EntitySpec,
+    *,
+    limit: QuarantineLimit = QuarantineLimit(),  # noqa: B008 - frozen, immutable default
 ) -> dict[str, int]:
     """The whole data path for one entity, in order (what one task group does)."""
     extract_step(legacy_dsn, target_dsn, run, entity)
     transform_step(target_dsn, run, entity)
-    validate_step(target_dsn, run, entity, max_quarantine_fraction=max_quarantine_fraction)
+    validate_step(target_dsn, run, entity, limit=limit)
     load_step(target_dsn, run, entity)
     return checkpoint_step(target_dsn, run, entity)

@@ -62,6 +62,29 @@ class ExpectationOutcome:
 
 
 @dataclass(frozen=True)
+class QuarantineLimit:
+    """How many quarantined rows an entity tolerates before the run fails.
+
+    A handful of bad rows is normal and goes to the quarantine; a large share means a
+    systematic defect (a wrong mapping, a changed legacy convention) that must stop the
+    migration instead of being set aside row by row. The limit is the larger of an absolute
+    allowance (so one bad row among nine offices does not fail a small table) and a share
+    of the entity's rows.
+
+    Attributes:
+        fraction: share of the entity's rows that may be quarantined.
+        allowance: rows that may always be quarantined, whatever the share.
+    """
+
+    fraction: float = 0.05
+    allowance: int = 25
+
+    def exceeded(self, quarantined: int, total: int) -> bool:
+        """True when ``quarantined`` of ``total`` rows is more than the limit allows."""
+        return quarantined > max(self.allowance, self.fraction * total)
+
+
+@dataclass(frozen=True)
 class ValidationOutcome:
     """What the validate step hands on: counts only."""
 
@@ -247,7 +270,7 @@ def _rebuild_validated(target_dsn: str, entity: EntitySpec, run_id: str) -> tupl
 
 
 def validate_entity(
-    target_dsn: str, entity: EntitySpec, run_id: str, *, max_quarantine_fraction: float
+    target_dsn: str, entity: EntitySpec, run_id: str, *, limit: QuarantineLimit
 ) -> ValidationOutcome:
     """Run the suite, quarantine row-level failures, re-run it on what will load.
 
@@ -255,8 +278,7 @@ def validate_entity(
         target_dsn: target database URI.
         entity: the entity spec.
         run_id: the migration run id (quarantine and results are keyed by it).
-        max_quarantine_fraction: above this share of quarantined rows the run fails: a
-            systematic problem must stop the migration, not be quietly set aside.
+        limit: how many quarantined rows the entity tolerates (see :class:`QuarantineLimit`).
 
     Raises:
         ValidationFailed: a suite-level expectation failed, rows still fail after the
@@ -271,11 +293,11 @@ def validate_entity(
     _quarantine(target_dsn, entity, run_id, row_failures)
     quarantined, validated_rows = _rebuild_validated(target_dsn, entity, run_id)
     transformed_rows = quarantined + validated_rows
-    if transformed_rows and quarantined / transformed_rows > max_quarantine_fraction:
+    if limit.exceeded(quarantined, transformed_rows):
         raise ValidationFailed(
             entity.name,
-            f"{quarantined} of {transformed_rows} rows quarantined, above the run's limit of "
-            f"{max_quarantine_fraction:.1%}; see migration.quarantine",
+            f"{quarantined} of {transformed_rows} rows quarantined, above the run's limit "
+            f"(max of {limit.allowance} rows and {limit.fraction:.1%}); see migration.quarantine",
         )
     second = run_suite(target_dsn, entity, f"{entity.name}__validated")
     _record(target_dsn, entity, run_id, "validated", second)

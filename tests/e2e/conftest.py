@@ -26,13 +26,13 @@ def sandbox_dsn(pg_socket: str, tmp_path_factory: pytest.TempPathFactory) -> str
 
 
 def run_phase(
-    legacy_dsn: str, target_dsn: str, phase: PhaseSpec, run_id: str, *, max_quarantine_fraction: float = 0.2
+    legacy_dsn: str, target_dsn: str, phase: PhaseSpec, run_id: str
 ) -> RunContext:
     """One phase run through the same step functions the DAG tasks call."""
     runs.apply_schema(target_dsn, phase)
     run = runs.begin_run(target_dsn, phase, run_id, triggered_by="pytest", params={})
     for entity in phase.ordered():
-        pipeline.run_entity(legacy_dsn, target_dsn, run, entity, max_quarantine_fraction=max_quarantine_fraction)
+        pipeline.run_entity(legacy_dsn, target_dsn, run, entity)
     runs.finish_run(target_dsn, run, phase)
     return run
 

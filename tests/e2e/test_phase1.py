@@ -11,6 +11,7 @@ from psycopg import sql
 
 from include.entities import get_phase
 from include.entities.phase1_core import OFFICES, PROFILES
+from migration_ops.validate import QuarantineLimit
 from migration_ops import pipeline, reports, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import SchemaDriftError, ValidationFailed
@@ -121,10 +122,10 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
     run = runs.begin_run(killed, PHASE_1, "killed", triggered_by="pytest", params={})
     for entity in PHASE_1.ordered():
         if entity is not PROFILES:
-            pipeline.run_entity(sandbox_dsn, killed, run, entity, max_quarantine_fraction=0.2)
+            pipeline.run_entity(sandbox_dsn, killed, run, entity)
     pipeline.extract_step(sandbox_dsn, killed, run, PROFILES)
     pipeline.transform_step(killed, run, PROFILES)
-    pipeline.validate_step(killed, run, PROFILES, max_quarantine_fraction=0.2)
+    pipeline.validate_step(killed, run, PROFILES, limit=QuarantineLimit())
 
     # Hold the checkpoint row: the load writes it last, so it blocks after upserting everything.
     blocker = psycopg.connect(killed)
@@ -197,7 +198,7 @@ def test_suite_level_failure_blocks_the_load(sandbox_dsn, pg_socket) -> None:
     with connect(target) as conn:  # a fan-out bug in a transform: one office twice
         conn.execute("insert into staging.offices__transformed select * from staging.offices__transformed limit 1")
     with pytest.raises(ValidationFailed, match=r"\[offices\].*suite-level"):
-        pipeline.validate_step(target, run, OFFICES, max_quarantine_fraction=1.0)
+        pipeline.validate_step(target, run, OFFICES, limit=QuarantineLimit(fraction=1.0))
     assert table_fingerprint(target, "public.offices")[0] == 0
     with connect(target) as conn:
         assert scalar(conn, "select stage from migration.checkpoints where run_id = 'dup'") == "failed"
@@ -212,7 +213,7 @@ def test_quarantine_share_above_the_limit_fails_the_entity(sandbox_dsn, pg_socke
     pipeline.extract_step(sandbox_dsn, target, run, OFFICES)
     pipeline.transform_step(target, run, OFFICES)
     with pytest.raises(ValidationFailed, match="above the run's limit"):
-        pipeline.validate_step(target, run, OFFICES, max_quarantine_fraction=0.0)
+        pipeline.validate_step(target, run, OFFICES, limit=QuarantineLimit(fraction=0.0, allowance=0))
 
 
 def test_schema_drift_names_entity_table_and_rule(sandbox_dsn, make_db) -> None:

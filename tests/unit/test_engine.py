@@ -125,3 +125,24 @@ def test_project_never_reads_outside_itself() -> None:
             if ".venv" in path.parts or ".local" in path.parts:
                 continue
             assert needle not in path.read_text(encoding="utf-8", errors="ignore"), path
+
+
+def test_quarantine_limit_tolerates_a_few_rows_in_small_tables_but_not_a_systematic_share() -> None:
+    from migration_ops.validate import QuarantineLimit
+
+    limit = QuarantineLimit(fraction=0.05, allowance=25)
+    assert not limit.exceeded(1, 9)
+    assert not limit.exceeded(45, 900)
+    assert limit.exceeded(46, 900)
+    assert limit.exceeded(26, 100)
+    assert QuarantineLimit(fraction=0.0, allowance=0).exceeded(1, 1_000_000)
+
+
+@given(st.integers(0, 10_000), st.integers(0, 10_000), st.floats(0, 1), st.integers(0, 100))
+def test_quarantine_limit_is_monotonic(quarantined, total, fraction, allowance) -> None:
+    from migration_ops.validate import QuarantineLimit
+
+    limit = QuarantineLimit(fraction=fraction, allowance=allowance)
+    if limit.exceeded(quarantined, total):
+        assert limit.exceeded(quarantined + 1, total)
+        assert quarantined > allowance

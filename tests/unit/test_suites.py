@@ -20,6 +20,7 @@ import pytest
 
 from include.entities.phase1_core import OFFICES, ORDER_TYPES, PHASE_1, PROFILES
 from include.entities.spec import EntitySpec
+from migration_ops.validate import QuarantineLimit
 from migration_ops import pipeline, runs
 from migration_ops.db import connect
 from tests.unit.test_transform_sql import load_staging, prepare_phase1, transform_all
@@ -224,7 +225,7 @@ def _run(dsn: str, run_id: str, *, load: bool) -> runs.RunContext:
             ).fetchone()[0]
         runs.record_stage(dsn, run, entity, "extracted", source_rows=staged)
         pipeline.transform_step(dsn, run, entity)
-        pipeline.validate_step(dsn, run, entity, max_quarantine_fraction=1.0)
+        pipeline.validate_step(dsn, run, entity, limit=QuarantineLimit(fraction=1.0))
         if load:
             pipeline.load_step(dsn, run, entity)
             pipeline.checkpoint_step(dsn, run, entity)
@@ -339,4 +340,4 @@ def test_gates_block_fan_out_and_dropped_rows(make_db) -> None:
         with connect(dsn) as conn:
             conn.execute(mutation)
         with pytest.raises(ValidationFailed, match=re.escape(rule)):
-            pipeline.validate_step(dsn, run, entity, max_quarantine_fraction=1.0)
+            pipeline.validate_step(dsn, run, entity, limit=QuarantineLimit(fraction=1.0))
