@@ -127,7 +127,6 @@ class Users:
         kinds: e-mail kind: valid, empty, invalid, and for doctors test, dup_email, dup_name.
         practising: indices of the doctors that own most offices (and so get patients).
         duplicate_of: user index -> index of the user it duplicates (doctors and patients).
-        locale: name locale per user (filled when offices and patients are known).
     """
 
     ids: list[int]
@@ -136,7 +135,6 @@ class Users:
     kinds: list[str]
     practising: list[int]
     duplicate_of: dict[int, int] = field(default_factory=dict)
-    locale: list[str] = field(default_factory=list)
 
     def of_role(self, *roles: str) -> list[int]:
         """User ids of the given roles, in creation order."""
@@ -174,7 +172,6 @@ class Patients:
     locale: list[str]
     birthdate: list[date | None]
     suffix: list[str | None]
-    duplicate_of: dict[int, int]
 
     def text_locale(self, index: int) -> str:
         """Language of native clinical text about this patient: ja, th or en."""
@@ -394,9 +391,7 @@ def plan_patients(seed: int, users: Users, offices: Offices, defects: DefectLog)
         defects.add("patient_no_office", "dispatch_patient", ids[i])
 
     locale = [offices.locale(o) if o is not None else "en" for o in office]
-    return Patients(
-        ids, patient_users, doctor, office, submitted, locale, birthdate, suffix, duplicate_of
-    )
+    return Patients(ids, patient_users, doctor, office, submitted, locale, birthdate, suffix)
 
 
 def _weighted(rng: random.Random, cumulative: list[float]) -> int:
@@ -445,7 +440,6 @@ def assign_names(
     index_of = {uid: i for i, uid in enumerate(users.ids)}
     for doctor_id, office_ids in offices.by_doctor.items():
         locale[index_of[doctor_id]] = offices.locale(office_ids[0])
-    users.locale = locale
     names = [person_name(rng, loc) for loc in locale]
     for index in sorted(users.duplicate_of):
         first, last = names[users.duplicate_of[index]]
