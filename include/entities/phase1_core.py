@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include.entities.spec import EntitySpec, PhaseSpec, SourceTable
+from include.entities.spec import EntitySpec, PhaseSpec, Rollback, SourceTable
 
 OFFICES = EntitySpec(
     name="offices",
@@ -59,6 +59,9 @@ ORDER_TYPES = EntitySpec(
     key="legacy_course_id",
     upsert_key="code",
     reference_tables=("ref_course_order_type",),
+    # The standard types are seeded by 100_phase1_core.sql and course rows merge into them:
+    # a rollback empties the table, the next run seeds and merges again.
+    rollback=Rollback(all_rows=True),
 )
 
 PHASE_1 = PhaseSpec(
@@ -69,6 +72,7 @@ PHASE_1 = PhaseSpec(
     schema_sql=(
         "target/000_supabase_compat.sql",
         "target/010_migration_schema.sql",
+        "target/020_backups.sql",
         "target/100_phase1_core.sql",
     ),
 )

@@ -29,6 +29,26 @@ class SourceTable:
 
 
 @dataclass(frozen=True)
+class Rollback:
+    """How a rollback of the entity's phase removes what the entity loaded.
+
+    Rollbacks run later phases first and, within a phase, children before parents; each
+    entity in one transaction: ``before_sql`` files, then one set-based delete.
+
+    Attributes:
+        all_rows: delete every row of the target table instead of only the rows carrying
+            a legacy id (the default). For tables the phase's own schema seeds, whose seeded
+            rows a load may have merged into: the next run seeds them again and reaches the
+            same state (order types).
+        before_sql: files under ``include/sql`` run first in the same transaction, e.g. to
+            disable triggers or clear a queue that references the rows (phase 5).
+    """
+
+    all_rows: bool = False
+    before_sql: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class EntitySpec:
     """One target entity: where it comes from, how it is shaped, checked and loaded.
 
@@ -52,6 +72,7 @@ class EntitySpec:
             to the transform SQL as temporary tables of the same name.
         post_load_sql: files run after the upsert in the same transaction (e.g. to resolve a
             self-reference once all rows of the entity exist).
+        rollback: what a rollback of the phase deletes (default: rows with a legacy id).
     """
 
     name: str
@@ -66,6 +87,7 @@ class EntitySpec:
     parents: tuple[str, ...] = ()
     reference_tables: tuple[str, ...] = ()
     post_load_sql: tuple[str, ...] = ()
+    rollback: Rollback = Rollback()
 
     @property
     def conflict_key(self) -> str:

@@ -1,0 +1,64 @@
+-- 020_backups.sql
+-- purpose: the backup manifest (migration.backups) and the 'rolled_back' run status that
+--          rollbacks write, so the gate refuses later phases until the phase validates again.
+-- needs: 010_migration_schema.sql (schema migration, table migration.runs).
+-- applied: by every backup before it dumps (a backup may run before any phase did) and at the
+--          start of every phase run (phase 1's schema_sql).
+-- idempotent: the table is created only when missing; the runs status check is replaced only
+--             while it does not yet allow 'rolled_back'. Nothing here deletes a row: pruning a
+--             backup removes its file and sets pruned_at, the manifest row stays as evidence.
+
+create table if not exists migration.backups (
+    backup_id       bigint generated always as identity primary key,
+    database        text        not null check (database in ('target', 'legacy')),
+    phase           smallint,
+    reason          text        not null,
+    status          text        not null default 'running'
+        check (status in ('running', 'dumped', 'verified', 'failed', 'pruned')),
+    location        text,
+    size_bytes      bigint,
+    sha256          text,
+    row_counts      jsonb       not null default '{}',
+    restored_counts jsonb,
+    server_version  integer,
+    pg_dump_version text,
+    snapshot_at     timestamptz,
+    started_at      timestamptz not null default now(),
+    finished_at     timestamptz,
+    verified_at     timestamptz,
+    pruned_at       timestamptz,
+    error           text,
+    triggered_by    text,
+    constraint backups_verified_has_file
+        check (status <> 'verified' or (location is not null and sha256 is not null and verified_at is not null))
+);
+create index if not exists backups_restore_point_idx
+    on migration.backups (database, status, snapshot_at desc);
+
+comment on table migration.backups is
+    'one row per pg_dump backup: where it is, size, sha256, per-table row counts taken in the '
+    'dump''s own snapshot, and whether a test restore reproduced them (verified_at).';
+comment on column migration.backups.phase is 'phase about to run when the backup was taken (null: scheduled or manual).';
+comment on column migration.backups.row_counts is
+    '{"schema.table": rows} counted inside the snapshot pg_dump used (--snapshot).';
+comment on column migration.backups.restored_counts is
+    'the same counts read back from the scratch database the dump was restored into.';
+comment on column migration.backups.snapshot_at is 'transaction time of the dump''s snapshot: the state it holds.';
+comment on column migration.backups.error is 'why the backup failed: tool and rule, never a data value.';
+
+-- rollbacks mark the runs they undid; the gate then sees 'rolled_back', not 'validated'.
+do $$
+begin
+    if not exists (
+        select 1
+        from pg_constraint
+        where conrelid = 'migration.runs'::regclass
+          and conname = 'runs_status_check'
+          and pg_get_constraintdef(oid) like '%rolled_back%'
+    ) then
+        alter table migration.runs drop constraint if exists runs_status_check;
+        alter table migration.runs add constraint runs_status_check
+            check (status in ('running', 'validated', 'failed', 'rolled_back'));
+    end if;
+end
+$$;
