@@ -29,6 +29,54 @@ class SourceTable:
 
 
 @dataclass(frozen=True)
+class GenericRelation:
+    """One target of a Django generic relation, resolved by content type *name*, never by id.
+
+    Django's ``(content_type_id, object_id)`` pairs point at any model; content-type ids are
+    an accident of one database's history and differ between databases. The engine renders
+    an entity's relations as the temporary tables ``ref_generic_relations`` (which
+    ``(app_label, model)`` fills which foreign-key column) and ``generic_targets`` (every
+    legacy id of each related table with the target row it became, if any), so the
+    transform SQL joins ``django_content_type`` by ``(app_label, model)`` and tells a
+    dangling id (no legacy row) from a parent that was not migrated (quarantined upstream).
+
+    Attributes:
+        app_label: Django app label of the related model (``dispatch``, ``auth``).
+        model: Django model name, lower case (``patient``, ``user``).
+        fk_column: the explicit foreign-key column of the target row it fills.
+        parent_table: schema-qualified target table the foreign key points at.
+        parent_key: that table's legacy-id column the generic relation's object id matches.
+        legacy_table: the related model's legacy table; its ids are staged (``id`` only)
+            to tell a dangling object id from one whose target row is missing.
+    """
+
+    app_label: str
+    model: str
+    fk_column: str
+    parent_table: str
+    parent_key: str
+    legacy_table: str
+
+    @property
+    def source(self) -> SourceTable:
+        """The legacy ids to stage for this relation."""
+        return SourceTable(self.legacy_table, ("id",))
+
+
+@dataclass(frozen=True)
+class TextRepair:
+    """A free-text column repaired by the documented mojibake rule after the transform SQL.
+
+    Attributes:
+        column: column of ``staging.<entity>__transformed`` repaired in place.
+        metadata_key: key of ``metadata`` that keeps the original text of a repaired row.
+    """
+
+    column: str
+    metadata_key: str
+
+
+@dataclass(frozen=True)
 class Rollback:
     """How a rollback of the entity's phase removes what the entity loaded.
 
@@ -73,6 +121,10 @@ class EntitySpec:
         post_load_sql: files run after the upsert in the same transaction (e.g. to resolve a
             self-reference once all rows of the entity exist).
         rollback: what a rollback of the phase deletes (default: rows with a legacy id).
+        generic_relations: how a Django generic relation of the primary source resolves into
+            explicit foreign keys (see :class:`GenericRelation`); configuration, not SQL.
+        text_repair: free-text columns repaired after the transform SQL (see
+            :class:`TextRepair` and :mod:`include.transforms.text_repair`).
     """
 
     name: str
@@ -88,6 +140,8 @@ class EntitySpec:
     reference_tables: tuple[str, ...] = ()
     post_load_sql: tuple[str, ...] = ()
     rollback: Rollback = Rollback()
+    generic_relations: tuple[GenericRelation, ...] = ()
+    text_repair: tuple[TextRepair, ...] = ()
 
     @property
     def conflict_key(self) -> str:
