@@ -1,0 +1,1 @@
+"""Project code importable without Airflow: entity specs, SQL, pure rules, the sandbox."""

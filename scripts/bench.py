@@ -25,10 +25,10 @@ from psycopg import sql
 from include.entities import PHASES
 from include.entities.spec import EntitySpec
 from include.sandbox.generator import build_sandbox, sandbox_exists
-from migration_ops.validate import QuarantineLimit
 from migration_ops import local_env, pipeline, runs
 from migration_ops.db import connect
 from migration_ops.extract import legacy_column_types
+from migration_ops.validate import QuarantineLimit
 
 T = TypeVar("T")
 
@@ -36,14 +36,14 @@ T = TypeVar("T")
 PSQL = str(POSTGRES_BIN_PATH / "psql")
 
 
-def timed(fn: Callable[[], T]) -> tuple[T, float]:
+def timed(fn: Callable[..., T], *args: object, **kwargs: object) -> tuple[T, float]:
     started = time.perf_counter()
-    result = fn()
+    result = fn(*args, **kwargs)
     return result, time.perf_counter() - started
 
 
 def raw_copy_seconds(legacy: str, scratch: str, entity: EntitySpec) -> float:
-    """``psql | psql`` binary COPY of the entity's source tables into bare UNLOGGED tables: the floor."""
+    """``psql | psql`` binary COPY of the entity's tables into bare UNLOGGED tables: the floor."""
     total = 0.0
     with connect(legacy) as src, connect(scratch) as dst:
         for source in entity.sources:
@@ -60,13 +60,19 @@ def raw_copy_seconds(legacy: str, scratch: str, entity: EntitySpec) -> float:
                 )
             )
             dst.commit()
-            copy_out = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
-                columns, sql.Identifier(source.table)
-            ).as_string(src)
+            copy_out = (
+                sql.SQL("copy (select {} from {}) to stdout (format binary)")
+                .format(columns, sql.Identifier(source.table))
+                .as_string(src)
+            )
             copy_in = sql.SQL("copy {} from stdin (format binary)").format(table).as_string(dst)
             started = time.perf_counter()
-            reader = subprocess.Popen([PSQL, "-X", "-q", "-d", legacy, "-c", copy_out], stdout=subprocess.PIPE)
-            subprocess.run([PSQL, "-X", "-q", "-d", scratch, "-c", copy_in], stdin=reader.stdout, check=True)
+            reader = subprocess.Popen(
+                [PSQL, "-X", "-q", "-d", legacy, "-c", copy_out], stdout=subprocess.PIPE
+            )
+            subprocess.run(
+                [PSQL, "-X", "-q", "-d", scratch, "-c", copy_in], stdin=reader.stdout, check=True
+            )
             assert reader.wait() == 0
             total += time.perf_counter() - started
             dst.execute(sql.SQL("drop table {}").format(table))
@@ -86,25 +92,31 @@ def main() -> None:
     scratch = local_env.ensure_database(socket_dir, "bench_scratch", recreate=True)
     if not sandbox_exists(legacy, args.scale, args.seed):
         counts, seconds = timed(lambda: build_sandbox(legacy, scale=args.scale, seed=args.seed))
-        print(f"sandbox: {sum(counts.values()):,} rows built in {seconds:.1f}s (scale {args.scale})")
+        print(
+            f"sandbox: {sum(counts.values()):,} rows built in {seconds:.1f}s (scale {args.scale})"
+        )
     else:
         print(f"sandbox: reusing scale {args.scale}, seed {args.seed}")
 
-    header = f"{'phase':<6}{'entity':<24}{'rows':>10}{'extract':>9}{'transf':>8}{'valid':>8}{'load':>8}" \
-             f"{'total':>8}{'rows/s':>10}{'rerun s':>9}{'raw COPY s':>11}{'raw rows/s':>12}"
+    header = (
+        f"{'phase':<6}{'entity':<24}{'rows':>10}{'extract':>9}{'transf':>8}{'valid':>8}{'load':>8}"
+        f"{'total':>8}{'rows/s':>10}{'rerun s':>9}{'raw COPY s':>11}{'raw rows/s':>12}"
+    )
     print(header)
     print("-" * len(header))
     for phase in PHASES:
         runs.apply_schema(target, phase)
         for attempt in ("first", "rerun"):
-            run = runs.begin_run(target, phase, f"bench__{phase.dag_id}__{attempt}", triggered_by="bench", params={})
+            run = runs.begin_run(
+                target, phase, f"bench__{phase.dag_id}__{attempt}", triggered_by="bench", params={}
+            )
             for entity in phase.ordered():
-                extracted, t_extract = timed(lambda: pipeline.extract_step(legacy, target, run, entity))
-                _, t_transform = timed(lambda: pipeline.transform_step(target, run, entity))
+                extracted, t_extract = timed(pipeline.extract_step, legacy, target, run, entity)
+                _, t_transform = timed(pipeline.transform_step, target, run, entity)
                 _, t_validate = timed(
-                    lambda: pipeline.validate_step(target, run, entity, limit=QuarantineLimit(fraction=1.0))
+                    pipeline.validate_step, target, run, entity, limit=QuarantineLimit(fraction=1.0)
                 )
-                _, t_load = timed(lambda: pipeline.load_step(target, run, entity))
+                _, t_load = timed(pipeline.load_step, target, run, entity)
                 pipeline.checkpoint_step(target, run, entity)
                 total = t_extract + t_transform + t_validate + t_load
                 rows = extracted[entity.primary_source.table]
@@ -115,8 +127,9 @@ def main() -> None:
                 source_rows = sum(extracted.values())
                 r, e, t, v, lo, tot = first
                 print(
-                    f"{phase.number:<6}{entity.name:<24}{r:>10,}{e:>9.2f}{t:>8.2f}{v:>8.2f}{lo:>8.2f}"
-                    f"{tot:>8.2f}{r / tot:>10,.0f}{total:>9.2f}{raw:>11.2f}{source_rows / raw:>12,.0f}"
+                    f"{phase.number:<6}{entity.name:<24}{r:>10,}{e:>9.2f}{t:>8.2f}{v:>8.2f}"
+                    f"{lo:>8.2f}{tot:>8.2f}{r / tot:>10,.0f}{total:>9.2f}{raw:>11.2f}"
+                    f"{source_rows / raw:>12,.0f}"
                 )
             runs.finish_run(target, run, phase)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -15,7 +15,15 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 #: Connection extras passed through to libpq (anything else in ``extra`` is ignored).
-LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options", "target_session_attrs")
+LIBPQ_EXTRAS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "connect_timeout",
+    "options",
+    "target_session_attrs",
+)
 
 
 def connection_to_dsn(conn: Connection) -> str:

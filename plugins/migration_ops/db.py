@@ -19,7 +19,9 @@ from psycopg import sql
 from migration_ops.settings import SQL_DIR
 
 
-def connect(dsn: str, *, application_name: str = "migration", autocommit: bool = False) -> psycopg.Connection[Any]:
+def connect(
+    dsn: str, *, application_name: str = "migration", autocommit: bool = False
+) -> psycopg.Connection[Any]:
     """Open a connection tagged with ``application_name`` so it shows in ``pg_stat_activity``."""
     return psycopg.connect(dsn, autocommit=autocommit, application_name=application_name)
 
@@ -58,10 +60,10 @@ def run_sql_file(
         set_run_settings(conn, settings)
     text = read_sql(relative_path)
     if identifiers:
-        composed = sql.SQL(text).format(**{k: qualified(v) for k, v in identifiers.items()})  # type: ignore[arg-type]
+        composed = sql.SQL(text).format(**{k: qualified(v) for k, v in identifiers.items()})
         conn.execute(composed)
     else:
-        conn.execute(text)  # type: ignore[call-overload]
+        conn.execute(text)
 
 
 def qualified(name: str) -> sql.Identifier:

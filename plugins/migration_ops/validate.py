@@ -101,7 +101,9 @@ def load_suite(entity: EntitySpec) -> dict[str, Any]:
     for expectation in suite["expectations"]:
         meta = expectation.get("meta", {})
         if "rule" not in meta:
-            raise MigrationError(entity.name, f"expectation {expectation['type']} in {path.name} has no meta.rule")
+            raise MigrationError(
+                entity.name, f"expectation {expectation['type']} in {path.name} has no meta.rule"
+            )
     return suite
 
 
@@ -127,7 +129,9 @@ def run_suite(target_dsn: str, entity: EntitySpec, table: str) -> list[Expectati
     suite_definition = load_suite(entity)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
-    datasource = context.data_sources.add_sql("target", connection_string=sqlalchemy_url(target_dsn))
+    datasource = context.data_sources.add_sql(
+        "target", connection_string=sqlalchemy_url(target_dsn)
+    )
     asset = datasource.add_table_asset(table, table_name=table, schema_name="staging")
     batch = asset.add_batch_definition_whole_table("all_rows").get_batch()
     suite = gx.ExpectationSuite(name=suite_definition["name"])
@@ -151,14 +155,17 @@ def run_suite(target_dsn: str, entity: EntitySpec, table: str) -> list[Expectati
         assert config is not None
         meta = config.meta or {}
         details = item.result or {}
-        counts = {k: float(details[k]) for k in _COUNT_KEYS if isinstance(details.get(k), int | float)}
+        counts = {
+            k: float(details[k]) for k in _COUNT_KEYS if isinstance(details.get(k), int | float)
+        }
         observed = details.get("observed_value")
         if isinstance(observed, int | float) and not isinstance(observed, bool):
             counts["observed_value"] = float(observed)  # table-level aggregates only (row counts)
         if item.exception_info and item.exception_info.get("raised_exception"):
             raise MigrationError(
                 entity.name,
-                f"expectation {config.type} could not be evaluated (check its kwargs in {entity.suite})",
+                f"expectation {config.type} could not be evaluated (check its kwargs in "
+                f"{entity.suite})",
                 rule=meta.get("rule"),
             )
         query = details.get("unexpected_index_query")
@@ -176,7 +183,13 @@ def run_suite(target_dsn: str, entity: EntitySpec, table: str) -> list[Expectati
     return outcomes
 
 
-def _record(target_dsn: str, entity: EntitySpec, run_id: str, pass_name: str, outcomes: list[ExpectationOutcome]) -> None:
+def _record(
+    target_dsn: str,
+    entity: EntitySpec,
+    run_id: str,
+    pass_name: str,
+    outcomes: list[ExpectationOutcome],
+) -> None:
     suite_name = load_suite(entity)["name"]
     failed = [o for o in outcomes if not o.success]
     with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
@@ -190,13 +203,21 @@ def _record(target_dsn: str, entity: EntitySpec, run_id: str, pass_name: str, ou
                 failed = excluded.failed, results = excluded.results, recorded_at = now()
             """,
             (
-                run_id, entity.name, pass_name, suite_name, not failed, len(outcomes), len(failed),
+                run_id,
+                entity.name,
+                pass_name,
+                suite_name,
+                not failed,
+                len(outcomes),
+                len(failed),
                 json.dumps([o.as_record() for o in outcomes]),
             ),
         )
 
 
-def _quarantine(target_dsn: str, entity: EntitySpec, run_id: str, failing: list[ExpectationOutcome]) -> None:
+def _quarantine(
+    target_dsn: str, entity: EntitySpec, run_id: str, failing: list[ExpectationOutcome]
+) -> None:
     """Move the failing rows' ids into ``migration.quarantine`` (set-based, idempotent)."""
     with connect(target_dsn, application_name=f"migration:quarantine:{entity.name}") as conn:
         for outcome in failing:
@@ -206,8 +227,15 @@ def _quarantine(target_dsn: str, entity: EntitySpec, run_id: str, failing: list[
                     f"row-level expectation {outcome.type} gave no row query; mark it suite-level",
                     rule=outcome.rule,
                 )
-            detail = f"{outcome.type} failed on column {outcome.column}" if outcome.column else outcome.type
-            set_run_settings(conn, {"entity": entity.name, "rule": outcome.rule, "detail": detail, "run_id": run_id})
+            detail = (
+                f"{outcome.type} failed on column {outcome.column}"
+                if outcome.column
+                else outcome.type
+            )
+            set_run_settings(
+                conn,
+                {"entity": entity.name, "rule": outcome.rule, "detail": detail, "run_id": run_id},
+            )
             # The inner query is GX's rendering of our own reviewed suite (identifiers and
             # suite constants), not data; values reach this statement only as settings.
             failing_rows = sql.SQL(outcome.unexpected_index_query.strip().rstrip(";"))
@@ -262,7 +290,8 @@ def _rebuild_validated(target_dsn: str, entity: EntitySpec, run_id: str) -> tupl
         )
         quarantined = scalar(
             conn,
-            "select count(distinct legacy_id) from migration.quarantine where entity = %s and last_run_id = %s",
+            "select count(distinct legacy_id) from migration.quarantine "
+            "where entity = %s and last_run_id = %s",
             (entity.name, run_id),
         )
         validated_rows = scalar(conn, sql.SQL("select count(*) from {}").format(validated))
@@ -288,7 +317,9 @@ def validate_entity(
     _record(target_dsn, entity, run_id, "transformed", first)
     suite_level = [o.rule for o in first if not o.success and not o.row_level]
     if suite_level:
-        raise ValidationFailed(entity.name, f"suite-level expectations failed: {suite_level}; load blocked")
+        raise ValidationFailed(
+            entity.name, f"suite-level expectations failed: {suite_level}; load blocked"
+        )
     row_failures = [o for o in first if not o.success and o.row_level]
     _quarantine(target_dsn, entity, run_id, row_failures)
     quarantined, validated_rows = _rebuild_validated(target_dsn, entity, run_id)
@@ -303,7 +334,9 @@ def validate_entity(
     _record(target_dsn, entity, run_id, "validated", second)
     still_failing = [o.rule for o in second if not o.success]
     if still_failing:
-        raise ValidationFailed(entity.name, f"rows still fail after quarantine: {still_failing}; load blocked")
+        raise ValidationFailed(
+            entity.name, f"rows still fail after quarantine: {still_failing}; load blocked"
+        )
     log.info("%s: %d rows validated, %d quarantined", entity.name, validated_rows, quarantined)
     return ValidationOutcome(
         transformed_rows=transformed_rows,

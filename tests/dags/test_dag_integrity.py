@@ -11,7 +11,11 @@ import pytest
 from include.entities import PHASES
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-APPROVED_TAGS = {"migration", "backup", "rollback"} | {f"phase-{p.number}" for p in PHASES} | {p.name for p in PHASES}
+APPROVED_TAGS = (
+    {"migration", "backup", "rollback"}
+    | {f"phase-{p.number}" for p in PHASES}
+    | {p.name for p in PHASES}
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +62,11 @@ def test_house_rules(dagbag) -> None:
             if task.task_id != "record_failure":
                 assert task.retries >= 2, f"{dag_id}.{task.task_id}: retries={task.retries}"
             assert task.doc_md, f"{dag_id}.{task.task_id}: task docs missing"
-        for name, param in dag.params.items():
+        for name in dag.params:
             declared = dag.params.get_param(name)
-            assert "type" in declared.schema and declared.description, f"{dag_id}: param {name} untyped"
+            assert "type" in declared.schema and declared.description, (
+                f"{dag_id}: param {name} untyped"
+            )
 
 
 def test_parse_time_is_small(dagbag) -> None:
@@ -74,12 +80,16 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     steps = ("extract", "transform", "validate", "load", "checkpoint")
     for entity in phase.entities:
         ids = [f"{entity.name}.{step}" for step in steps]
-        for upstream, downstream in zip(ids, ids[1:]):
+        for upstream, downstream in zip(ids, ids[1:], strict=False):
             assert downstream in dag.get_task(upstream).downstream_task_ids
         for parent in entity.parents:
-            assert f"{entity.name}.extract" in dag.get_task(f"{parent}.checkpoint").downstream_task_ids
+            assert (
+                f"{entity.name}.extract" in dag.get_task(f"{parent}.checkpoint").downstream_task_ids
+            )
     publish = dag.get_task("publish")
     assert [o.uri for o in publish.outlets] == [phase.asset_uri]
     if phase.number > 1:
         assert "begin" in dag.get_task("gate").downstream_task_ids
-        assert dag.timetable.summary != "None", "later phases are scheduled on the previous phase's Asset"
+        assert dag.timetable.summary != "None", (
+            "later phases are scheduled on the previous phase's Asset"
+        )

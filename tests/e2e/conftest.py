@@ -25,9 +25,7 @@ def sandbox_dsn(pg_socket: str, tmp_path_factory: pytest.TempPathFactory) -> str
     return dsn
 
 
-def run_phase(
-    legacy_dsn: str, target_dsn: str, phase: PhaseSpec, run_id: str
-) -> RunContext:
+def run_phase(legacy_dsn: str, target_dsn: str, phase: PhaseSpec, run_id: str) -> RunContext:
     """One phase run through the same step functions the DAG tasks call."""
     runs.apply_schema(target_dsn, phase)
     run = runs.begin_run(target_dsn, phase, run_id, triggered_by="pytest", params={})

@@ -11,9 +11,9 @@ def table_fingerprint(dsn: str, table: str) -> tuple[int, str]:
     """(row count, md5 over every full row in a stable order): ids and timestamps included."""
     with connect(dsn) as conn:
         row = conn.execute(
-            sql.SQL("select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {} as t").format(
-                qualified(table)
-            )
+            sql.SQL(
+                "select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {} as t"
+            ).format(qualified(table))
         ).fetchone()
     assert row is not None
     return int(row[0]), str(row[1])

@@ -16,14 +16,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def migrate_cli(tmp_path: Path, pg_socket: str, legacy_db: str, target_db: str) -> subprocess.CompletedProcess[str]:
+def migrate_cli(
+    tmp_path: Path, pg_socket: str, legacy_db: str, target_db: str
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m migration_ops.cli migrate` against the given test databases."""
     metadata = local_env.ensure_database(pg_socket, f"{target_db}_airflow", recreate=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MIGRATION_"))},
         **local_env.environment(pg_socket),
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace("postgresql://", "postgresql+psycopg://"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace(
+            "postgresql://", "postgresql+psycopg://"
+        ),
         "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, legacy_db),
         "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, target_db),
         "MIGRATION_LOCAL_DIR": str(tmp_path / "local"),
@@ -31,7 +35,11 @@ def migrate_cli(tmp_path: Path, pg_socket: str, legacy_db: str, target_db: str) 
     }
     return subprocess.run(
         [sys.executable, "-m", "migration_ops.cli", "migrate"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -43,13 +51,20 @@ def test_migrate_runs_every_phase_through_airflow(tmp_path, pg_socket, sandbox_d
     assert runs.latest_run_status(target, 1) == "validated"
     assert list((tmp_path / "reports").glob("*/reconciliation.md"))
     with connect(target) as conn:
-        assert scalar(conn, "select count(*) from migration.audit_log where action = 'run_phase'") >= 1
+        assert (
+            scalar(conn, "select count(*) from migration.audit_log where action = 'run_phase'") >= 1
+        )
 
 
 def test_migrate_exits_non_zero_when_a_phase_fails(tmp_path, pg_socket, make_db) -> None:
     broken_legacy = make_db("broken_legacy")  # empty: every extract hits schema drift
     target = make_db("broken_target")
-    result = migrate_cli(tmp_path, pg_socket, broken_legacy.split("/")[-1].split("?")[0], target.split("/")[-1].split("?")[0])
+    result = migrate_cli(
+        tmp_path,
+        pg_socket,
+        broken_legacy.split("/")[-1].split("?")[0],
+        target.split("/")[-1].split("?")[0],
+    )
     assert result.returncode != 0
     assert "did not validate" in result.stderr
     assert runs.latest_run_status(target, 1) == "failed", "record_failure must mark the run failed"

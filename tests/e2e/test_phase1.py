@@ -11,10 +11,10 @@ from psycopg import sql
 
 from include.entities import get_phase
 from include.entities.phase1_core import OFFICES, PROFILES
-from migration_ops.validate import QuarantineLimit
 from migration_ops import pipeline, reports, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import SchemaDriftError, ValidationFailed
+from migration_ops.validate import QuarantineLimit
 from tests.e2e.fingerprint import fingerprints, table_fingerprint
 
 pytestmark = pytest.mark.e2e
@@ -129,9 +129,13 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
 
     # Hold the checkpoint row: the load writes it last, so it blocks after upserting everything.
     blocker = psycopg.connect(killed)
-    blocker.execute("select 1 from migration.checkpoints where run_id = 'killed' and entity = 'profiles' for update")
+    blocker.execute(
+        "select 1 from migration.checkpoints where run_id = 'killed' and entity = 'profiles' for update"
+    )
     errors: list[BaseException] = []
-    worker = threading.Thread(target=lambda: _capture(errors, pipeline.load_step, killed, run, PROFILES))
+    worker = threading.Thread(
+        target=lambda: _capture(errors, pipeline.load_step, killed, run, PROFILES)
+    )
     worker.start()
     with connect(killed, autocommit=True) as monitor:
         for _ in range(200):
@@ -149,7 +153,9 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
     blocker.rollback()
     blocker.close()
     assert errors and isinstance(errors[0], psycopg.OperationalError)
-    assert table_fingerprint(killed, "public.profiles")[0] == 0, "the killed transaction left rows behind"
+    assert table_fingerprint(killed, "public.profiles")[0] == 0, (
+        "the killed transaction left rows behind"
+    )
 
     pipeline.load_step(killed, run, PROFILES)  # the retry
     pipeline.checkpoint_step(killed, run, PROFILES)
@@ -196,12 +202,16 @@ def test_suite_level_failure_blocks_the_load(sandbox_dsn, pg_socket) -> None:
     pipeline.extract_step(sandbox_dsn, target, run, OFFICES)
     pipeline.transform_step(target, run, OFFICES)
     with connect(target) as conn:  # a fan-out bug in a transform: one office twice
-        conn.execute("insert into staging.offices__transformed select * from staging.offices__transformed limit 1")
+        conn.execute(
+            "insert into staging.offices__transformed select * from staging.offices__transformed limit 1"
+        )
     with pytest.raises(ValidationFailed, match=r"\[offices\].*suite-level"):
         pipeline.validate_step(target, run, OFFICES, limit=QuarantineLimit(fraction=1.0))
     assert table_fingerprint(target, "public.offices")[0] == 0
     with connect(target) as conn:
-        assert scalar(conn, "select stage from migration.checkpoints where run_id = 'dup'") == "failed"
+        assert (
+            scalar(conn, "select stage from migration.checkpoints where run_id = 'dup'") == "failed"
+        )
 
 
 def test_quarantine_share_above_the_limit_fails_the_entity(sandbox_dsn, pg_socket) -> None:
@@ -213,7 +223,9 @@ def test_quarantine_share_above_the_limit_fails_the_entity(sandbox_dsn, pg_socke
     pipeline.extract_step(sandbox_dsn, target, run, OFFICES)
     pipeline.transform_step(target, run, OFFICES)
     with pytest.raises(ValidationFailed, match="above the run's limit"):
-        pipeline.validate_step(target, run, OFFICES, limit=QuarantineLimit(fraction=0.0, allowance=0))
+        pipeline.validate_step(
+            target, run, OFFICES, limit=QuarantineLimit(fraction=0.0, allowance=0)
+        )
 
 
 def test_schema_drift_names_entity_table_and_rule(sandbox_dsn, make_db) -> None:
@@ -223,7 +235,10 @@ def test_schema_drift_names_entity_table_and_rule(sandbox_dsn, make_db) -> None:
     target = make_db("drift_target")
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "drift", triggered_by="pytest", params={})
-    with pytest.raises(SchemaDriftError, match=r"\[offices\] rule schema.columns_present: legacy table dispatch_office lacks"):
+    with pytest.raises(
+        SchemaDriftError,
+        match=r"\[offices\] rule schema.columns_present: legacy table dispatch_office lacks",
+    ):
         pipeline.extract_step(legacy, target, run, OFFICES)
 
 
@@ -238,8 +253,12 @@ DEFECT_OUTCOMES = {
     "email_empty": lambda r: r["email"] is None,
     "email_invalid": lambda r: r["email"] is None and "legacy_email" in r["metadata"],
     "user_no_group": lambda r: r["profile_type"] is not None,
-    "user_multi_group": lambda r: r["profile_type"] is not None and "legacy_group_ids" in r["metadata"],
-    "test_account": lambda r: r["is_test_account"] or r["profile_type"] in ("technician", "master", "admin"),
+    "user_multi_group": lambda r: (
+        r["profile_type"] is not None and "legacy_group_ids" in r["metadata"]
+    ),
+    "test_account": lambda r: (
+        r["is_test_account"] or r["profile_type"] in ("technician", "master", "admin")
+    ),
     "duplicate_doctor": lambda r: r["legacy_user_id"] is not None,
     "name_blank": lambda r: r["first_name"] is None or r["last_name"] is None,
     "duplicate_patient": lambda r: r["legacy_patient_id"] is not None,
@@ -247,9 +266,15 @@ DEFECT_OUTCOMES = {
     "suffix_malformed": lambda r: r["patient_suffix"] is None and "legacy_suffix" in r["metadata"],
     "schemes_invalid_json": lambda r: r["schemes"] is None and "legacy_schemes" in r["metadata"],
     "sex_invalid": lambda r: r["gender"] is None and "legacy_sex" in r["metadata"],
-    "patient_status_unknown": lambda r: r["patient_status"] is None and "legacy_status" in r["metadata"],
-    "birthdate_implausible": lambda r: r["date_of_birth"] is None and "legacy_birthdate" in r["metadata"],
-    "patient_no_doctor": lambda r: r["patient_doctor_id"] is None and r["legacy_doctor_user_id"] is None,
+    "patient_status_unknown": lambda r: (
+        r["patient_status"] is None and "legacy_status" in r["metadata"]
+    ),
+    "birthdate_implausible": lambda r: (
+        r["date_of_birth"] is None and "legacy_birthdate" in r["metadata"]
+    ),
+    "patient_no_doctor": lambda r: (
+        r["patient_doctor_id"] is None and r["legacy_doctor_user_id"] is None
+    ),
     "patient_no_office": lambda r: r["patient_office_id"] is None and r["legacy_office_id"] is None,
     "tax_rate_percent": lambda r: 0 <= r["tax_rate"] < 1 and "legacy_tax_rate" in r["metadata"],
     "tax_rate_invalid": "offices.tax_rate_fraction",
@@ -264,14 +289,18 @@ TARGET_OF = {  # legacy table → (entity, target table, column holding that tab
 }
 
 
-def test_every_injected_defect_is_repaired_by_its_rule_or_quarantined(migrated, sandbox_dsn) -> None:
+def test_every_injected_defect_is_repaired_by_its_rule_or_quarantined(
+    migrated, sandbox_dsn
+) -> None:
     target, _, _ = migrated
     with connect(sandbox_dsn) as conn:
         injected = conn.execute(
             "select defect, table_name, legacy_id from sandbox.injected_defects where table_name = any(%s)",
             (list(TARGET_OF),),
         ).fetchall()
-    assert {d for d, _, _ in injected} == set(DEFECT_OUTCOMES), "every phase-1 defect class is covered"
+    assert {d for d, _, _ in injected} == set(DEFECT_OUTCOMES), (
+        "every phase-1 defect class is covered"
+    )
     with connect(target) as conn:
         conn.row_factory = psycopg.rows.dict_row
         rows = {
@@ -281,7 +310,9 @@ def test_every_injected_defect_is_repaired_by_its_rule_or_quarantined(migrated, 
         }
         quarantined = {
             (r["entity"], r["legacy_id"]): r["rule"]
-            for r in conn.execute("select entity, legacy_id, rule from migration.quarantine where resolved_at is null")
+            for r in conn.execute(
+                "select entity, legacy_id, rule from migration.quarantine where resolved_at is null"
+            )
         }
     failures = []
     for defect, table, legacy_id in injected:

@@ -22,8 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _entity(name: str, parents: tuple[str, ...] = ()) -> EntitySpec:
     return EntitySpec(
-        name=name, phase=9, description="", sources=(SourceTable("t", ("id",)),),
-        transform_sql="", suite="", target_table="public.t", key="legacy_id", parents=parents,
+        name=name,
+        phase=9,
+        description="",
+        sources=(SourceTable("t", ("id",)),),
+        transform_sql="",
+        suite="",
+        target_table="public.t",
+        key="legacy_id",
+        parents=parents,
     )
 
 
@@ -60,7 +67,13 @@ def test_every_entity_of_every_phase_has_its_files() -> None:
 
 class _Conn:
     def __init__(self, host, port, login, password, schema, extra):
-        self.host, self.port, self.login, self.password, self.schema = host, port, login, password, schema
+        self.host, self.port, self.login, self.password, self.schema = (
+            host,
+            port,
+            login,
+            password,
+            schema,
+        )
         self.extra_dejson = extra
 
 
@@ -69,7 +82,9 @@ class _Conn:
     database=st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True),
 )
 def test_any_password_survives_the_dsn(password, database) -> None:
-    dsn = connection_to_dsn(_Conn("db.example.co", 5432, "postgres", password, database, {"sslmode": "require"}))
+    dsn = connection_to_dsn(
+        _Conn("db.example.co", 5432, "postgres", password, database, {"sslmode": "require"})
+    )
     parsed = conninfo_to_dict(dsn)
     assert parsed["password"] == password
     assert parsed["dbname"] == database
@@ -77,7 +92,9 @@ def test_any_password_survives_the_dsn(password, database) -> None:
 
 
 def test_socket_host_travels_as_a_query_parameter() -> None:
-    dsn = connection_to_dsn(_Conn("/tmp/pg sock", None, "postgres", None, "legacy", {"unknown": "x"}))
+    dsn = connection_to_dsn(
+        _Conn("/tmp/pg sock", None, "postgres", None, "legacy", {"unknown": "x"})
+    )
     assert conninfo_to_dict(dsn) == {"host": "/tmp/pg sock", "user": "postgres", "dbname": "legacy"}
 
 
@@ -95,19 +112,44 @@ def test_run_context_round_trips_through_xcom() -> None:
 
 def test_reconciliation_table_flags_imbalance() -> None:
     rows = [
-        {"entity": "a", "source_rows": 3, "loaded_rows": 2, "merged_rows": 0, "quarantined_rows": 1,
-         "inserted_rows": 2, "updated_rows": 0, "unchanged_rows": 0},
-        {"entity": "b", "source_rows": 3, "loaded_rows": 1, "merged_rows": 0, "quarantined_rows": 1,
-         "inserted_rows": 1, "updated_rows": 0, "unchanged_rows": 0},
+        {
+            "entity": "a",
+            "source_rows": 3,
+            "loaded_rows": 2,
+            "merged_rows": 0,
+            "quarantined_rows": 1,
+            "inserted_rows": 2,
+            "updated_rows": 0,
+            "unchanged_rows": 0,
+        },
+        {
+            "entity": "b",
+            "source_rows": 3,
+            "loaded_rows": 1,
+            "merged_rows": 0,
+            "quarantined_rows": 1,
+            "inserted_rows": 1,
+            "updated_rows": 0,
+            "unchanged_rows": 0,
+        },
     ]
     lines = reconciliation_table(rows).splitlines()
     assert lines[2].rstrip().endswith("yes") and lines[3].rstrip().endswith("NO")
 
 
-FORBIDDEN_IN_TRANSFORMS = {"airflow", "psycopg", "psycopg2", "sqlalchemy", "requests", "great_expectations"}
+FORBIDDEN_IN_TRANSFORMS = {
+    "airflow",
+    "psycopg",
+    "psycopg2",
+    "sqlalchemy",
+    "requests",
+    "great_expectations",
+}
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "include" / "transforms").rglob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "include" / "transforms").rglob("*.py")), ids=lambda p: p.name
+)
 def test_transforms_stay_pure(path: Path) -> None:
     imported: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -121,7 +163,10 @@ def test_transforms_stay_pure(path: Path) -> None:
 def test_project_never_reads_outside_itself() -> None:
     needle = "../" + "shared"
     for path in ROOT.rglob("*"):
-        if path.suffix in {".py", ".sql", ".json", ".md", ".yaml", ".txt"} or path.name in {"Makefile", "run"}:
+        if path.suffix in {".py", ".sql", ".json", ".md", ".yaml", ".txt"} or path.name in {
+            "Makefile",
+            "run",
+        }:
             if ".venv" in path.parts or ".local" in path.parts:
                 continue
             assert needle not in path.read_text(encoding="utf-8", errors="ignore"), path
