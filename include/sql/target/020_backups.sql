@@ -20,6 +20,7 @@ create table if not exists migration.backups (
     sha256          text,
     row_counts      jsonb       not null default '{}',
     restored_counts jsonb,
+    extensions      jsonb       not null default '[]',
     server_version  integer,
     pg_dump_version text,
     snapshot_at     timestamptz,
@@ -43,6 +44,9 @@ comment on column migration.backups.row_counts is
     '{"schema.table": rows} counted inside the snapshot pg_dump used (--snapshot).';
 comment on column migration.backups.restored_counts is
     'the same counts read back from the scratch database the dump was restored into.';
+comment on column migration.backups.extensions is
+    'extensions of the dumped database ([{"name", "schema"}]): pg_dump --schema leaves them out, '
+    'so a test restore creates them first.';
 comment on column migration.backups.snapshot_at is 'transaction time of the dump''s snapshot: the state it holds.';
 comment on column migration.backups.error is 'why the backup failed: tool and rule, never a data value.';
 
