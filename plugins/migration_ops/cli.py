@@ -13,6 +13,7 @@ embedded databases are used; values the user set are never overridden.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def demo(scale: float, seed: int) -> int:
         print(f"sandbox legacy database (scale {scale}, seed {seed}) already built: reusing it")
     else:
         print(f"building the sandbox legacy database (scale {scale}, seed {seed}) ...", flush=True)
+        logging.getLogger("include.sandbox").setLevel(logging.WARNING)  # per-table lines: noise here
         started = time.monotonic()
         counts = build_sandbox(legacy, scale=scale, seed=seed, media_dir=local_dir() / "media")
         print(f"  {sum(counts.values())} rows in {len(counts)} tables, {time.monotonic() - started:.1f}s")
