@@ -35,7 +35,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -163,9 +163,17 @@ def libpq_args(dsn: str) -> tuple[str, dict[str, str]]:
     return make_conninfo("", **params), env
 
 
-def run_tool(args: Sequence[str], *, dsn: str, what: str, rule: str) -> None:
+def run_tool(
+    args: Sequence[str],
+    *,
+    dsn: str,
+    what: str,
+    rule: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> None:
     """Run a client tool against ``dsn`` (appended as ``--dbname``); raise a value-free error."""
     conninfo, env = libpq_args(dsn)
+    env.update(extra_env or {})
     result = subprocess.run(
         [*args, f"--dbname={conninfo}"], capture_output=True, text=True, env=env, check=False
     )
@@ -542,7 +550,7 @@ def verify_backup(target_dsn: str, backup_id: int) -> dict[str, int]:
     try:
         check_tool_versions(target_dsn, ["pg_restore"])
         with store_for(backup.location).opened(backup.location) as path:
-            _check_digest(path, backup)
+            check_digest(path, backup)
             _prepare_scratch(target_dsn, scratch, backup)
             privileges = [] if backup.database == "target" else ["--no-owner", "--no-privileges"]
             with _restore_list(path) as listing:
@@ -622,7 +630,8 @@ def _restore_list(path: Path) -> Iterator[Path]:
         Path(handle.name).unlink(missing_ok=True)
 
 
-def _check_digest(path: Path, backup: Backup) -> None:
+def check_digest(path: Path, backup: Backup) -> None:
+    """Raise unless the file's sha256 is the one recorded when the backup was taken."""
     digest, _ = file_digest(path)
     if digest != backup.sha256:
         raise MigrationError(

@@ -1,0 +1,349 @@
+"""Rollback of every phase, both modes, on embedded PostgreSQL: rows, history, gates, reruns.
+
+One target is migrated through every registered phase (a verified backup before each, as
+the phase DAG takes it). Then for each phase k, latest first: roll k back, check that every
+remaining table hashes as it did after phase k-1 (and phase k's tables are empty), run k
+again and check that the target holds what the first run produced. Once with ``delete``,
+once with ``restore``. Generic over ``PHASES``: a phase registered later is covered as is.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import pytest
+from psycopg import sql
+
+from include.entities import PHASES, get_phase
+from include.entities.spec import EntitySpec, PhaseSpec
+from migration_ops import backup, rollback, runs
+from migration_ops.db import connect, qualified, scalar
+from migration_ops.errors import GateClosed
+from migration_ops.rollback import RollbackRefused
+from tests.e2e.conftest import run_phase
+from tests.e2e.fingerprint import fingerprints, public_tables
+
+pytestmark = pytest.mark.e2e
+
+Fingerprints = dict[str, tuple[int, str]]
+HISTORY = ("runs", "checkpoints", "reconciliation", "quarantine", "validation_results", "audit_log")
+GENERATED = ("id", "created_at", "updated_at")
+
+
+# ------------------------------------------------------------------ content fingerprints
+def _natural_keys(conn) -> dict[str, list[str]]:
+    """Per public table, its single-column unique keys other than the primary key."""
+    rows = conn.execute(
+        """
+        select 'public.' || t.relname, a.attname
+        from pg_constraint as c
+        join pg_class as t on t.oid = c.conrelid
+        join pg_attribute as a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+        where c.contype = 'u' and cardinality(c.conkey) = 1
+          and t.relnamespace = 'public'::regnamespace
+        order by 1, 2
+        """
+    ).fetchall()
+    keys: dict[str, list[str]] = {}
+    for table, column in rows:
+        keys.setdefault(table, []).append(column)
+    return keys
+
+
+def _foreign_keys(conn, table: str) -> list[tuple[str, str]]:
+    """(column, referenced public table) of the table's single-column foreign keys."""
+    return conn.execute(
+        """
+        select a.attname, 'public.' || r.relname
+        from pg_constraint as c
+        join pg_class as r on r.oid = c.confrelid
+        join pg_attribute as a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+        where c.contype = 'f' and cardinality(c.conkey) = 1 and c.conrelid = to_regclass(%s)
+        order by 1
+        """,
+        (table,),
+    ).fetchall()
+
+
+def content_fingerprint(conn, table: str, keys: dict[str, list[str]]) -> tuple[int, str]:
+    """(rows, md5) of a table's content, independent of the ids and timestamps a load generates.
+
+    Generated ids and timestamps are left out; a foreign key stands for the natural key of
+    the row it references (its legacy id or code), so two loads of the same legacy rows
+    hash the same even though their uuids differ.
+    """
+    references = []
+    dropped = [sql.Literal(c) for c in GENERATED]
+    for column, referenced in _foreign_keys(conn, table):
+        natural = keys.get(referenced)
+        key_json = (
+            sql.SQL("jsonb_build_object({})").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{}, r.{}").format(sql.Literal(k), sql.Identifier(k)) for k in natural
+                )
+            )
+            if natural
+            else sql.SQL("to_jsonb(r) - 'id' - 'created_at' - 'updated_at'")
+        )
+        references.append(
+            sql.SQL(
+                "{name}, (select {key_json} from {referenced} as r where r.id = t.{column})"
+            ).format(
+                name=sql.Literal(column),
+                key_json=key_json,
+                referenced=qualified(referenced),
+                column=sql.Identifier(column),
+            )
+        )
+        dropped.append(sql.Literal(column))
+    row = sql.SQL("(to_jsonb(t) - {dropped}::text[]) || jsonb_build_object({references})").format(
+        dropped=sql.SQL("array[{}]").format(sql.SQL(", ").join(dropped)),
+        references=sql.SQL(", ").join(references),
+    )
+    query = sql.SQL(
+        "select count(*), md5(coalesce(string_agg(x, '|' order by x), '')) "
+        "from (select ({row})::text as x from {table} as t) as rows"
+    ).format(row=row, table=qualified(table))
+    result = conn.execute(query).fetchone()
+    return int(result[0]), str(result[1])
+
+
+def contents(dsn: str) -> Fingerprints:
+    """Content fingerprint of every public table."""
+    with connect(dsn) as conn:
+        keys = _natural_keys(conn)
+        return {table: content_fingerprint(conn, table, keys) for table in public_tables(dsn)}
+
+
+def assert_same_state(now: Fingerprints, expected: Fingerprints) -> None:
+    """Every table of ``expected`` hashes the same; tables it did not have yet are empty."""
+    differing = sorted(t for t in expected if now.get(t) != expected[t])
+    assert not differing, f"tables differ from the expected state: {differing}"
+    extra = sorted(t for t in now.keys() - expected.keys() if now[t][0] != 0)
+    assert not extra, f"tables that did not exist then still have rows: {extra}"
+
+
+# ------------------------------------------------------------------ the migrated target
+@dataclass
+class Migrated:
+    """A target migrated through every phase, with the state after each phase."""
+
+    target: str
+    legacy: str
+    after: dict[int, Fingerprints] = field(default_factory=dict)
+    content_after: dict[int, Fingerprints] = field(default_factory=dict)
+    runs: itertools.count = field(default_factory=itertools.count)
+
+    def run(self, phase: PhaseSpec) -> None:
+        """One phase run as the phase DAG does it: verified backup first, then the phase."""
+        backup.backup_and_verify(
+            self.target,
+            reason=f"before phase {phase.number}",
+            phase=phase.number,
+            triggered_by="pytest",
+        )
+        run_phase(
+            self.legacy, self.target, phase, f"rollback-test-phase{phase.number}-{next(self.runs)}"
+        )
+
+    def history(self) -> dict[str, int]:
+        with connect(self.target) as conn:
+            return {
+                t: int(
+                    scalar(
+                        conn,
+                        sql.SQL("select count(*) from {}").format(sql.Identifier("migration", t)),
+                    )
+                )
+                for t in HISTORY
+            }
+
+    def bring_to(self, k: int) -> None:
+        """Phases 1..k validated, nothing of later phases: the state each test starts from."""
+        later = [p for p in PHASES if p.number > k]
+        if later:
+            rollback.roll_back(
+                self.target, later[0].number, mode="delete", cascade=True, actor="pytest"
+            )
+        for phase in PHASES:
+            if (
+                phase.number <= k
+                and runs.latest_run_status(self.target, phase.number) != "validated"
+            ):
+                self.run(phase)
+
+
+@pytest.fixture(scope="module")
+def migrated(sandbox_dsn, pg_socket, tmp_path_factory) -> Migrated:
+    from migration_ops import local_env
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MIGRATION_BACKUP_DIR", str(tmp_path_factory.mktemp("backups")))
+    target = local_env.ensure_database(pg_socket, "e2e_rollback_target", recreate=True)
+    state = Migrated(target, sandbox_dsn)
+    state.after[0], state.content_after[0] = fingerprints(target), contents(target)
+    for phase in PHASES:
+        state.run(phase)
+        state.after[phase.number] = fingerprints(target)
+        state.content_after[phase.number] = contents(target)
+    yield state
+    mp.undo()
+
+
+def _next_phase_gate(target: str, k: int) -> None:
+    runs.check_gate(target, PhaseSpec(number=k + 1, name="next", title="next", entities=()))
+
+
+# ------------------------------------------------------------------ delete, then restore
+@pytest.mark.parametrize(
+    "k", sorted((p.number for p in PHASES), reverse=True), ids=lambda k: f"phase{k}"
+)
+def test_delete_rollback_restores_previous_state_and_rerun_converges(
+    migrated: Migrated, k: int
+) -> None:
+    migrated.bring_to(k)
+    history = migrated.history()
+
+    result = rollback.roll_back(
+        migrated.target, k, mode="delete", actor="pytest", note="test", confirm=str(k)
+    )
+
+    assert_same_state(fingerprints(migrated.target), migrated.after[k - 1])
+    assert sum(result["deleted"].values()) > 0
+    assert runs.latest_run_status(migrated.target, k) == "rolled_back"
+    with pytest.raises(GateClosed, match="rolled_back"):
+        _next_phase_gate(migrated.target, k)
+    now = migrated.history()
+    assert all(now[t] >= history[t] for t in HISTORY), (history, now)
+    with connect(migrated.target) as conn:
+        logged = conn.execute(
+            "select params from migration.audit_log where action = 'rollback' and phase = %s "
+            "order by audit_id desc limit 1",
+            (k,),
+        ).fetchone()
+    assert logged is not None and logged[0]["deleted"] == result["deleted"]
+
+    migrated.run(get_phase(k))
+    assert_same_state(contents(migrated.target), migrated.content_after[k])
+    assert runs.latest_run_status(migrated.target, k) == "validated"
+
+
+@pytest.mark.parametrize(
+    "k", sorted((p.number for p in PHASES), reverse=True), ids=lambda k: f"phase{k}"
+)
+def test_restore_rollback_restores_previous_state_and_rerun_converges(
+    migrated: Migrated, k: int
+) -> None:
+    migrated.bring_to(k)
+    history = migrated.history()
+
+    result = rollback.roll_back(migrated.target, k, mode="restore", actor="pytest", confirm=str(k))
+
+    assert_same_state(fingerprints(migrated.target), migrated.after[k - 1])
+    assert result["backup_id"] > 0
+    assert runs.latest_run_status(migrated.target, k) == "rolled_back"
+    now = migrated.history()
+    assert all(now[t] >= history[t] for t in HISTORY), (history, now)
+    with connect(migrated.target) as conn:
+        assert (
+            scalar(
+                conn,
+                "select count(*) from migration.audit_log where action = 'restore' "
+                "and (params ->> 'backup_id')::bigint = %s",
+                (result["backup_id"],),
+            )
+            == 1
+        )
+
+    migrated.run(get_phase(k))
+    assert_same_state(contents(migrated.target), migrated.content_after[k])
+
+
+# ------------------------------------------------------------------ refusals
+def test_refuses_a_later_phase_with_rows_unless_cascading(migrated: Migrated, monkeypatch) -> None:
+    """A later phase (a stand-in registered after the last real one) still has rows."""
+    last = PHASES[-1]
+    migrated.bring_to(last.number)
+    child = EntitySpec(
+        name="rollback_probe",
+        phase=last.number + 1,
+        description="stand-in later phase",
+        sources=(),
+        transform_sql="",
+        suite="",
+        target_table="public.rollback_probe",
+        key="legacy_probe_id",
+    )
+    later = PhaseSpec(number=last.number + 1, name="probe", title="probe", entities=(child,))
+    monkeypatch.setattr(rollback, "PHASES", (*PHASES, later))
+    with connect(migrated.target) as conn:
+        conn.execute(
+            "create table public.rollback_probe (id bigint generated always as identity primary key, "
+            "legacy_probe_id integer unique)"
+        )
+        conn.execute(
+            "insert into public.rollback_probe (legacy_probe_id) select generate_series(1, 3)"
+        )
+    try:
+        before = fingerprints(migrated.target)
+        with pytest.raises(
+            RollbackRefused, match=rf"later phases still have rows: phase {later.number} \(3 rows\)"
+        ):
+            rollback.roll_back(migrated.target, last.number, mode="delete", actor="pytest")
+        assert fingerprints(migrated.target) == before, "a refused rollback changes nothing"
+
+        result = rollback.roll_back(
+            migrated.target, last.number, mode="delete", cascade=True, actor="pytest"
+        )
+        assert result["phases"] == [later.number, last.number]
+        assert result["deleted"]["rollback_probe"] == 3
+        assert list(result["deleted"])[0] == "rollback_probe", "later phases first"
+        assert_same_state(fingerprints(migrated.target), migrated.after[last.number - 1])
+    finally:
+        with connect(migrated.target) as conn:
+            conn.execute("drop table if exists public.rollback_probe")
+
+
+def test_refuses_wrong_confirmation_unknown_phase_and_mode(migrated: Migrated) -> None:
+    with pytest.raises(RollbackRefused, match="confirm must be the phase number"):
+        rollback.roll_back(migrated.target, 1, mode="delete", actor="pytest", confirm="yes")
+    with pytest.raises(RollbackRefused, match="does not exist"):
+        rollback.roll_back(migrated.target, 99, mode="delete", actor="pytest")
+    with pytest.raises(RollbackRefused, match="mode must be one of"):
+        rollback.roll_back(migrated.target, 1, mode="truncate", actor="pytest")
+
+
+def test_restore_refuses_when_an_earlier_phase_ran_after_the_backup(migrated: Migrated) -> None:
+    """Restoring would silently undo that earlier run: only ``delete`` is safe then."""
+    migrated.bring_to(1)
+    with connect(migrated.target) as conn:
+        conn.execute(
+            "insert into migration.runs (run_id, phase, dag_id, status, started_at) "
+            "values ('rollback-test-earlier', 0, 'probe', 'validated', now())"
+        )
+    try:
+        with pytest.raises(RollbackRefused, match=r"phases \[0\] ran after backup"):
+            rollback.roll_back(migrated.target, 1, mode="restore", actor="pytest")
+    finally:
+        with connect(migrated.target) as conn:
+            conn.execute(
+                "update migration.runs set status = 'rolled_back' where run_id = 'rollback-test-earlier'"
+            )
+
+
+def test_refuses_while_a_run_is_in_progress(migrated: Migrated) -> None:
+    migrated.bring_to(1)
+    with connect(migrated.target) as conn:
+        conn.execute(
+            "insert into migration.runs (run_id, phase, dag_id, status, started_at) "
+            "values ('rollback-test-running', 1, 'probe', 'running', '2000-01-01')"
+        )
+    try:
+        with pytest.raises(RollbackRefused, match="runs in progress"):
+            rollback.roll_back(migrated.target, 1, mode="delete", actor="pytest")
+    finally:
+        with connect(migrated.target) as conn:
+            conn.execute(
+                "update migration.runs set status = 'rolled_back' where run_id = 'rollback-test-running'"
+            )
