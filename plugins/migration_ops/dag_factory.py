@@ -2,14 +2,17 @@
 
 Shape of every phase DAG::
 
-    gate (phase ≥ 2) → begin → [entity task groups in dependency order] → publish ⇒ Asset
+    gate (phase ≥ 2) → backup (dump → verify) → begin
+        → [entity task groups in dependency order] → publish ⇒ Asset
                                                                        ↘ record_failure (on any failure)
 
 Each entity task group is ``extract → transform → validate → load → checkpoint``. A
 child entity's group starts after its parents' groups (foreign keys resolve to loaded
 rows). ``publish`` emits the phase's Asset only when every entity reconciled, which is
 what schedules the next phase; the ``gate`` task additionally refuses a manual trigger of
-a phase whose predecessor has not validated.
+a phase whose predecessor has not validated. The ``backup`` group dumps the target and proves
+the dump by a test restore before anything changes; a backup that fails verification fails
+the run before ``begin`` (see ``docs/decisions/0004-backup-and-rollback.md``).
 
 Nothing here touches a database at import time: task bodies import and connect lazily.
 """
@@ -111,16 +114,59 @@ def begin(phase_number: int) -> dict[str, Any]:
     phase = get_phase(phase_number)
     target = _dsns()[1]
     runs.apply_schema(target, phase)
-    dag_run = context["dag_run"]
-    triggered_by = getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
     run = runs.begin_run(
         target,
         phase,
         f"{phase.dag_id}__{context['run_id']}",
-        triggered_by=triggered_by,
+        triggered_by=_actor(),
         params=dict(context["params"]),
     )
     return run.to_xcom()
+
+
+def _actor() -> str:
+    """Who triggered the current DAG run: the user, else the run type (scheduled, asset...)."""
+    dag_run = get_current_context()["dag_run"]
+    return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
+
+
+@task
+def backup_dump(reason: str, phase_number: int | None = None, database: str = "target") -> int:
+    """#### Dump
+
+    `pg_dump -Fc` of the target (schemas public and migration), with per-table row counts
+    taken in the dump's own snapshot; recorded in `migration.backups`.
+    """
+    from migration_ops import backup
+
+    legacy, target = _dsns()
+    return backup.take_backup(
+        target,
+        reason=reason,
+        triggered_by=_actor(),
+        phase=phase_number,
+        database="legacy" if database == "legacy" else "target",
+        source_dsn=legacy,
+    )
+
+
+@task
+def backup_verify(backup_id: int) -> dict[str, int]:
+    """#### Verify
+
+    Restore the dump into a scratch database and compare its row counts with the dump's. A
+    backup that fails is marked failed in `migration.backups` and fails this task.
+    """
+    from migration_ops import backup
+
+    return backup.verify_backup(_dsns()[1], backup_id)
+
+
+def backup_group(reason: str, phase_number: int | None = None) -> TaskGroup:
+    """``dump → verify`` of the target, as a task group to put before whatever changes it."""
+    with TaskGroup(group_id="backup", tooltip="verified pg_dump of the target") as group:
+        backup_verify(backup_dump(reason, phase_number))
+    return group
 
 
 @task
@@ -244,8 +290,10 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         doc_md=_doc(phase),
     ) as dag:
         run = begin(phase.number)
+        backup = backup_group(f"before phase {phase.number}", phase.number)
+        backup >> run
         if phase.number > 1:
-            gate(phase.number) >> run
+            gate(phase.number) >> [backup, run]
         groups: dict[str, TaskGroup] = {}
         for entity in phase.ordered():
             with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
