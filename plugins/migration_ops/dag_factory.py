@@ -4,7 +4,7 @@ Shape of every phase DAG::
 
     gate (phase ≥ 2) → backup (dump → verify) → begin
         → [entity task groups in dependency order] → publish ⇒ Asset
-                                                                       ↘ record_failure (on any failure)
+                                                   ↘ record_failure (on any failure)
 
 Each entity task group is ``extract → transform → validate → load → checkpoint``. A
 child entity's group starts after its parents' groups (foreign keys resolve to loaded
@@ -118,13 +118,13 @@ def begin(phase_number: int) -> dict[str, Any]:
         target,
         phase,
         f"{phase.dag_id}__{context['run_id']}",
-        triggered_by=_actor(),
+        triggered_by=current_actor(),
         params=dict(context["params"]),
     )
     return run.to_xcom()
 
 
-def _actor() -> str:
+def current_actor() -> str:
     """Who triggered the current DAG run: the user, else the run type (scheduled, asset...)."""
     dag_run = get_current_context()["dag_run"]
     return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
@@ -132,10 +132,10 @@ def _actor() -> str:
 
 @task
 def backup_dump(reason: str, phase_number: int | None = None, database: str = "target") -> int:
-    """#### Dump
+    """Dump: `pg_dump -Fc` of the target (schemas public and migration) or the legacy database.
 
-    `pg_dump -Fc` of the target (schemas public and migration), with per-table row counts
-    taken in the dump's own snapshot; recorded in `migration.backups`.
+    Per-table row counts are taken in the dump's own snapshot; all is recorded in
+    `migration.backups`.
     """
     from migration_ops import backup
 
@@ -143,7 +143,7 @@ def backup_dump(reason: str, phase_number: int | None = None, database: str = "t
     return backup.take_backup(
         target,
         reason=reason,
-        triggered_by=_actor(),
+        triggered_by=current_actor(),
         phase=phase_number,
         database="legacy" if database == "legacy" else "target",
         source_dsn=legacy,
@@ -152,20 +152,26 @@ def backup_dump(reason: str, phase_number: int | None = None, database: str = "t
 
 @task
 def backup_verify(backup_id: int) -> dict[str, int]:
-    """#### Verify
+    """Verify: restore the dump into a scratch database, compare its row counts with the dump's.
 
-    Restore the dump into a scratch database and compare its row counts with the dump's. A
-    backup that fails is marked failed in `migration.backups` and fails this task.
+    A backup that fails is marked failed in `migration.backups` and fails this task.
     """
     from migration_ops import backup
 
     return backup.verify_backup(_dsns()[1], backup_id)
 
 
-def backup_group(reason: str, phase_number: int | None = None) -> TaskGroup:
-    """``dump → verify`` of the target, as a task group to put before whatever changes it."""
-    with TaskGroup(group_id="backup", tooltip="verified pg_dump of the target") as group:
-        backup_verify(backup_dump(reason, phase_number))
+def backup_group(
+    reason: str,
+    phase_number: int | None = None,
+    *,
+    database: str = "target",
+    group_id: str = "backup",
+) -> TaskGroup:
+    """``dump → verify`` of one database, as a task group to put before whatever changes it."""
+    with TaskGroup(group_id=group_id, tooltip=f"verified pg_dump of the {database} database") as group:
+        dumped: Any = backup_dump(reason, phase_number, database)
+        backup_verify(dumped)
     return group
 
 
