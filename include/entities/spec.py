@@ -77,6 +77,34 @@ class TextRepair:
 
 
 @dataclass(frozen=True)
+class ObjectCopySpec:
+    """Bytes to copy from the legacy media store to Supabase Storage between validate and load.
+
+    The copy step (:mod:`migration_ops.storage`) reads the entity's validated rows, copies each
+    row's object (skipping one already stored with the same SHA-256), quarantines a row whose
+    source bytes are missing under :attr:`missing_rule`, rebuilds ``__validated`` and fills
+    the storage columns of the rows whose bytes are in Storage.
+
+    Attributes:
+        missing_rule: quarantine rule of a row whose bytes are not in the media store.
+        source_path: column with the bytes' path relative to the media root.
+        object_key: column with the object's key in the bucket.
+        content_type: column with the MIME type the object is stored with.
+        bucket_column: target column set to the bucket of a stored object.
+        path_column: target column set to the key of a stored object.
+        checksum_column: target column set to the stored bytes' SHA-256 (hex).
+    """
+
+    missing_rule: str
+    source_path: str = "_source_path"
+    object_key: str = "_object_key"
+    content_type: str = "mime_type"
+    bucket_column: str = "storage_bucket"
+    path_column: str = "storage_path"
+    checksum_column: str = "sha256"
+
+
+@dataclass(frozen=True)
 class Rollback:
     """How a rollback of the entity's phase removes what the entity loaded.
 
@@ -125,6 +153,8 @@ class EntitySpec:
             explicit foreign keys (see :class:`GenericRelation`); configuration, not SQL.
         text_repair: free-text columns repaired after the transform SQL (see
             :class:`TextRepair` and :mod:`include.transforms.text_repair`).
+        object_copy: bytes copied to Supabase Storage by an extra step between validate and
+            load (see :class:`ObjectCopySpec`).
     """
 
     name: str
@@ -142,6 +172,7 @@ class EntitySpec:
     rollback: Rollback = Rollback()
     generic_relations: tuple[GenericRelation, ...] = ()
     text_repair: tuple[TextRepair, ...] = ()
+    object_copy: ObjectCopySpec | None = None
 
     @property
     def conflict_key(self) -> str:

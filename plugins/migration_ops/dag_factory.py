@@ -6,8 +6,9 @@ Shape of every phase DAG::
         → [entity task groups in dependency order] → publish ⇒ Asset
                                                    ↘ record_failure (on any failure)
 
-Each entity task group is ``extract → transform → validate → load → checkpoint``. A
-child entity's group starts after its parents' groups (foreign keys resolve to loaded
+Each entity task group is ``extract → transform → validate → load → checkpoint``, with
+``copy_objects`` between validate and load for an entity whose spec copies bytes to Storage
+(files). A child entity's group starts after its parents' groups (foreign keys resolve to loaded
 rows). ``publish`` emits the phase's Asset only when every entity reconciled, which is
 what schedules the next phase; the ``gate`` task additionally refuses a manual trigger of
 a phase whose predecessor has not validated. The ``backup`` group dumps the target and proves
@@ -36,7 +37,7 @@ from airflow.sdk import (
 )
 
 from include.entities import get_entity, get_phase
-from include.entities.spec import PhaseSpec
+from include.entities.spec import EntitySpec, PhaseSpec
 from migration_ops.settings import LEGACY_CONN_ID, TARGET_CONN_ID
 
 #: Retry what can heal (a dropped connection, a killed worker); fail at once on what cannot:
@@ -197,13 +198,33 @@ def validate(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Validate\nGreat Expectations suite; failing rows quarantined by rule; suite-level failures block the load."""
     from migration_ops.pipeline import validate_step
 
+    return validate_step(_dsns()[1], _run(run), get_entity(entity_name), limit=_limit())
+
+
+def _limit() -> Any:
     from migration_ops.validate import QuarantineLimit
 
     params = get_current_context()["params"]
-    limit = QuarantineLimit(
-        fraction=float(params["max_quarantine_fraction"]), allowance=int(params["quarantine_allowance"])
+    return QuarantineLimit(
+        fraction=float(params["max_quarantine_fraction"]),
+        allowance=int(params["quarantine_allowance"]),
     )
-    return validate_step(_dsns()[1], _run(run), get_entity(entity_name), limit=limit)
+
+
+@task
+def copy_objects(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Copy objects.
+
+    Bytes from the legacy media store to Supabase Storage, in parallel, with their sha256; an
+    object already stored with the same sha256 is skipped; a missing source is quarantined.
+    """
+    from migration_ops.pipeline import object_copy_step
+    from migration_ops.storage import task_settings
+
+    entity = get_entity(entity_name)
+    return object_copy_step(
+        _dsns()[1], _run(run), entity, settings=task_settings(entity.name), limit=_limit()
+    )
 
 
 @task
@@ -229,6 +250,14 @@ STEPS = (
     ("load", load),
     ("checkpoint", checkpoint),
 )
+
+
+def _steps(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
+    """The entity's steps in order: an object copy goes between validate and load."""
+    if entity.object_copy is None:
+        return STEPS
+    at = [name for name, _ in STEPS].index("load")
+    return (*STEPS[:at], ("copy_objects", copy_objects), *STEPS[at:])
 
 
 @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
@@ -303,12 +332,15 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         groups: dict[str, TaskGroup] = {}
         for entity in phase.ordered():
             with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
-                steps = [
-                    step.override(task_id=name)(run, entity.name)
-                    for name, step in STEPS
-                ]
+                tasks = {
+                    name: step.override(task_id=name)(run, entity.name)
+                    for name, step in _steps(entity)
+                }
+                steps = list(tasks.values())
                 for upstream, downstream in zip(steps, steps[1:], strict=False):
                     upstream >> downstream
+                # The load needs the validated rows whether or not objects are copied first.
+                tasks["validate"] >> tasks["load"]
             for parent in entity.parents:
                 if parent in groups:
                     groups[parent] >> group

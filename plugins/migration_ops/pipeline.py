@@ -1,6 +1,7 @@
 """The per-entity data path, one function per DAG task: extract → transform → validate → load → checkpoint.
 
-Each function takes plain values (DSNs, a :class:`RunContext`, an entity spec), does its
+An entity whose spec has an object copy gets one more step between validate and load. Each
+function takes plain values (DSNs, a :class:`RunContext`, an entity spec), does its
 work in the databases, records its checkpoint and returns counts. They know nothing about
 Airflow, so the DAG factory wires them and tests can call them directly.
 """
@@ -8,8 +9,9 @@ Airflow, so the DAG factory wires them and tests can call them directly.
 from __future__ import annotations
 
 from include.entities.spec import EntitySpec
-from migration_ops import extract, load, runs, transform, validate
+from migration_ops import extract, load, runs, storage, transform, validate
 from migration_ops.runs import RunContext
+from migration_ops.storage import StorageSettings
 from migration_ops.validate import QuarantineLimit
 
 
@@ -49,6 +51,26 @@ def validate_step(
     return {"validated_rows": outcome.validated_rows, "quarantined_rows": outcome.quarantined_rows}
 
 
+def object_copy_step(
+    target_dsn: str,
+    run: RunContext,
+    entity: EntitySpec,
+    *,
+    settings: StorageSettings,
+    limit: QuarantineLimit,
+) -> dict[str, int]:
+    """Copy the validated rows' bytes to Storage; quarantine rows whose source is missing."""
+    try:
+        outcome = storage.copy_objects(target_dsn, entity, run.run_id, settings, limit=limit)
+    except Exception:
+        runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
+        raise
+    runs.record_stage(
+        target_dsn, run, entity, "validated", quarantined_rows=outcome.quarantined_rows
+    )
+    return outcome.as_dict()
+
+
 def load_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Upsert the validated rows (the checkpoint is written inside the same transaction)."""
     outcome = load.load_entity(target_dsn, entity, run.settings())
@@ -71,10 +93,18 @@ def run_entity(
     entity: EntitySpec,
     *,
     limit: QuarantineLimit = QuarantineLimit(),  # noqa: B008 - frozen, immutable default
+    storage_settings: StorageSettings | None = None,
 ) -> dict[str, int]:
-    """The whole data path for one entity, in order (what one task group does)."""
+    """The whole data path for one entity, in order (what one task group does).
+
+    An entity with an object copy reads its Storage settings from
+    ``AIRFLOW_CONN_SUPABASE_STORAGE`` unless ``storage_settings`` is given.
+    """
     extract_step(legacy_dsn, target_dsn, run, entity)
     transform_step(target_dsn, run, entity)
     validate_step(target_dsn, run, entity, limit=limit)
+    if entity.object_copy is not None:
+        settings = storage_settings or storage.env_settings(entity.name)
+        object_copy_step(target_dsn, run, entity, settings=settings, limit=limit)
     load_step(target_dsn, run, entity)
     return checkpoint_step(target_dsn, run, entity)
