@@ -618,7 +618,8 @@ def _restore_list(path: Path) -> Iterator[Path]:
     if listing.returncode != 0:
         raise MigrationError(
             ENTITY,
-            f"cannot read the archive's table of contents: {tool_error_summary(listing.stderr)}",
+            "cannot read the table of contents of the archive: "
+            + tool_error_summary(listing.stderr),
             rule="backup.restore",
         )
     kept = [line for line in listing.stdout.splitlines() if not PUBLIC_SCHEMA_ENTRY.match(line)]
