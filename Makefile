@@ -29,7 +29,7 @@ migrate: $(STAMP) ## run the phases in order against AIRFLOW_CONN_LEGACY_DB / AI
 
 airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on http://localhost:8080
 	eval "$$($(PY) -m migration_ops.local_env up)" && \
-	  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True && \
+	  export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True && \
 	  $(VENV)/bin/airflow db migrate >/dev/null && \
 	  $(VENV)/bin/airflow standalone
 
