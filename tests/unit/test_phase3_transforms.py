@@ -497,3 +497,43 @@ def test_text_repair_targets_are_transformed_columns(entity: EntitySpec) -> None
     sql_text = read_sql(entity.transform_sql)
     for repair in entity.text_repair:
         assert f"as {repair.column}," in sql_text
+
+
+def check_suites_against_transformed(
+    dsn: str, entities: tuple[EntitySpec, ...], covered: dict[tuple[str, str], str]
+) -> None:
+    """Every suite names real transformed columns; every NOT NULL target column is guarded.
+
+    Args:
+        dsn: a database holding the entities' transformed tables and target tables.
+        entities: the entities to check.
+        covered: ``(entity, target column)`` pairs guarded by a resolution-case rule instead
+            of a not-null expectation, with the helper column that guards them.
+    """
+    from tests.unit.test_phase3_suites import expectations_of
+    from tests.unit.test_suites import TEXT_COMPARING, _columns, referenced_columns
+
+    with connect(dsn) as conn:
+        for entity in entities:
+            staged = _columns(conn, "staging", f"{entity.name}__transformed")
+            target = _columns(conn, *entity.target_table.split("."))
+            expectations = expectations_of(entity)
+            for expectation in expectations:
+                assert referenced_columns(expectation) <= set(staged), expectation["meta"]["rule"]
+                if expectation["type"] == "expect_table_columns_to_match_set":
+                    assert set(expectation["kwargs"]["column_set"]) == set(staged)
+                if TEXT_COMPARING.search(expectation["type"]):
+                    assert staged[expectation["kwargs"]["column"]]["type"] != "USER-DEFINED"
+            assert {c for c in staged if not c.startswith("_")} <= set(target), entity.name
+            required = {c for c, info in target.items() if not info["nullable"] and c in staged}
+            guarded = {
+                e["kwargs"]["column"]
+                for e in expectations
+                if e["type"] == "expect_column_values_to_not_be_null"
+            }
+            by_cases = {c for (name, c), helper in covered.items() if name == entity.name}
+            assert required <= guarded | by_cases, (entity.name, required - guarded - by_cases)
+
+
+def test_suites_match_the_transformed_tables(migrated) -> None:
+    check_suites_against_transformed(migrated["a"][0], PHASE_3.entities, {})

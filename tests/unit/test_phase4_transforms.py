@@ -398,3 +398,13 @@ def test_reconciliation_balances_and_a_rerun_changes_nothing(migrated) -> None:
         f"where run_id = '{second.run_id}'",
     ) == [(0, 0)]
     assert query(dsn, fingerprint) == before
+
+
+def test_suites_match_the_transformed_tables(migrated) -> None:
+    from tests.unit.test_phase3_transforms import check_suites_against_transformed
+
+    check_suites_against_transformed(
+        migrated[0],
+        PHASE_4.entities,
+        {("order_state_history", "order_id"): "_order_resolution"},
+    )
