@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from include.entities.phase1_core import PHASE_1
+from include.entities.phase2_relationships import PHASE_2
 from include.entities.spec import EntitySpec, PhaseSpec
 
 #: Phases in order; a phase may only run once the one before it has validated.
-PHASES: tuple[PhaseSpec, ...] = (PHASE_1,)
+PHASES: tuple[PhaseSpec, ...] = (PHASE_1, PHASE_2)
 
 
 def get_phase(number: int) -> PhaseSpec:

@@ -365,3 +365,8 @@ def course_code(course_id: int) -> str:
         if row[0] == course_id:
             return str(row[1])
     return f"course_{course_id}"
+
+
+# Phase 2, 3 and 4 maps live in their own modules and add themselves to REFERENCE_TABLES
+# (they import ReferenceTable from here, so they are imported last).
+import include.transforms.phase2_codes  # noqa: E402, F401

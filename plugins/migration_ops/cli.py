@@ -1,6 +1,7 @@
 """Command line behind ``make demo`` and ``make migrate``.
 
-``demo``    start the embedded PostgreSQL, build (or reuse) the sandbox legacy database,
+``demo``    start the embedded PostgreSQL and a local Supabase Storage stand-in, build (or
+            reuse) the sandbox legacy database,
             prepare Airflow's metadata database, then ``migrate``.
 ``migrate`` run every phase DAG in order with ``airflow dags test`` against the
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
@@ -105,22 +106,34 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def demo(scale: float, seed: int) -> int:
-    """Whole migration on the embedded default, sandbox built once and reused."""
-    from include.sandbox.generator import build_sandbox, sandbox_exists
+    """Whole migration on the embedded default, sandbox built once and reused.
+
+    Supabase Storage is the local stand-in (``tests/storage_server.py``, bytes under
+    ``.local/storage``), serving while the phases run; its scope is the sandbox's media
+    manifest, since the sandbox writes bytes for a fraction of its files only.
+    """
+    from include.sandbox.generator import build_sandbox, media_complete, sandbox_exists
+    from tests.storage_server import LocalStorageServer, write_expected_objects
 
     _prepare_environment(force_embedded=True)
     from migration_ops.connections import env_dsn
 
     legacy = env_dsn("legacy_db")
-    if sandbox_exists(legacy, scale, seed):
+    media = local_dir() / "media"
+    if sandbox_exists(legacy, scale, seed) and media_complete(legacy, media):
         print(f"sandbox legacy database (scale {scale}, seed {seed}) already built: reusing it")
     else:
         print(f"building the sandbox legacy database (scale {scale}, seed {seed}) ...", flush=True)
         logging.getLogger("include.sandbox").setLevel(logging.WARNING)  # per-table lines: noise here
         started = time.monotonic()
-        counts = build_sandbox(legacy, scale=scale, seed=seed, media_dir=local_dir() / "media")
+        counts = build_sandbox(legacy, scale=scale, seed=seed, media_dir=media)
         print(f"  {sum(counts.values())} rows in {len(counts)} tables, {time.monotonic() - started:.1f}s")
-    return migrate()
+    listing = write_expected_objects(legacy, local_dir() / "storage-expected-objects.txt")
+    with LocalStorageServer(local_dir() / "storage") as storage:
+        os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"] = storage.connection(
+            media, expected_objects=listing
+        )
+        return migrate()
 
 
 def main(argv: list[str] | None = None) -> int:

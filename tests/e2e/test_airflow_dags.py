@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def migrate_cli(
     tmp_path: Path, pg_socket: str, legacy_db: str, target_db: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m migration_ops.cli migrate` against the given test databases."""
+    """Run `python -m migration_ops.cli migrate` against the given test databases.
+
+    Supabase Storage is the ``supabase_storage`` fixture's server when a test started it.
+    """
     metadata = local_env.ensure_database(pg_socket, f"{target_db}_airflow", recreate=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MIGRATION_"))},
@@ -33,6 +36,8 @@ def migrate_cli(
         "MIGRATION_LOCAL_DIR": str(tmp_path / "local"),
         "MIGRATION_REPORTS_DIR": str(tmp_path / "reports"),
     }
+    if "AIRFLOW_CONN_SUPABASE_STORAGE" in os.environ:
+        env["AIRFLOW_CONN_SUPABASE_STORAGE"] = os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"]
     return subprocess.run(
         [sys.executable, "-m", "migration_ops.cli", "migrate"],
         cwd=ROOT,
@@ -43,7 +48,9 @@ def migrate_cli(
     )
 
 
-def test_migrate_runs_every_phase_through_airflow(tmp_path, pg_socket, sandbox_dsn) -> None:
+def test_migrate_runs_every_phase_through_airflow(
+    tmp_path, pg_socket, sandbox_dsn, supabase_storage
+) -> None:
     target = local_env.ensure_database(pg_socket, "e2e_airflow_target", recreate=True)
     result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
