@@ -370,3 +370,5 @@ def course_code(course_id: int) -> str:
 # Phase 2, 3 and 4 maps live in their own modules and add themselves to REFERENCE_TABLES
 # (they import ReferenceTable from here, so they are imported last).
 import include.transforms.phase2_codes  # noqa: E402, F401
+import include.transforms.phase3_codes  # noqa: E402, F401
+import include.transforms.phase4_codes  # noqa: E402, F401
