@@ -100,7 +100,7 @@ def other(
             os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"] = previous
 
 
-def _rows(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+def _rows(dsn: str, query: Any, params: Any = None) -> list[tuple[Any, ...]]:
     with connect(dsn) as conn:
         return conn.execute(query, params).fetchall()
 
@@ -262,7 +262,7 @@ def test_every_injected_communication_defect_is_quarantined_or_repaired(migrated
             "t.code from public.messages m join public.message_types t on t.id = m.message_type_id",
         )
     }
-    seen = Counter()
+    seen: Counter[str] = Counter()
     for defect, table, legacy_id in defects:
         seen[defect] += 1
         if defect in expected_rule:

@@ -15,8 +15,11 @@ resolve identically, because resolution goes by ``(app_label, model)``.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from include.entities import get_phase
@@ -61,6 +64,8 @@ create table public.files (
     id uuid primary key default migration.new_id(),
     legacy_file_id integer unique
 );
+grant select on public.orders, public.projects, public.treatment_plans, public.files
+    to authenticated;
 """
 
 STAGING_DDL = """
@@ -537,3 +542,55 @@ def check_suites_against_transformed(
 
 def test_suites_match_the_transformed_tables(migrated) -> None:
     check_suites_against_transformed(migrated["a"][0], PHASE_3.entities, {})
+
+
+def as_user(conn: psycopg.Connection[Any], auth_uid: str | None) -> None:
+    """Act as a signed-in Supabase user (role authenticated, the JWT's sub claim)."""
+    conn.execute("set local role authenticated")
+    claims = {"role": "authenticated", **({"sub": auth_uid} if auth_uid else {})}
+    conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+
+
+def test_row_level_security(migrated) -> None:
+    dsn, _ = migrated["a"]
+    accounts = {user_id: str(uuid.uuid4()) for user_id, _, _ in PROFILES}
+    with connect(dsn) as conn:
+        for user_id, auth_id in accounts.items():
+            conn.execute(
+                "update public.profiles set auth_user_id = %s where legacy_user_id = %s",
+                (auth_id, user_id),
+            )
+        conn.execute(
+            "update public.profiles set patient_doctor_id = "
+            "(select id from public.profiles where legacy_user_id = 1) where legacy_user_id = 2"
+        )
+        total = conn.execute("select count(*) from public.messages").fetchone()
+
+    def visible(user_id: int, query: str) -> set[Any]:
+        with connect(dsn) as conn:
+            as_user(conn, accounts[user_id])
+            return {r[0] for r in conn.execute(query)}
+
+    messages = "select coalesce(legacy_record_id, -legacy_comment_id) from public.messages"
+    attachments = "select legacy_record_attachment_id from public.message_attachments"
+    # a doctor: what they wrote, their patients' messages, their orders' messages
+    assert visible(1, messages) == {1, 3, 5, 13, -1, -3}
+    # a patient: the messages about them that are not marked non-public (record 3 is)
+    assert visible(2, messages) == {1, 5, -1, -3}
+    assert visible(2, attachments) == {1}
+    # another patient: also what they wrote and what was sent to them
+    assert visible(3, messages) == {2, 13, 14, 16, 17}
+    assert visible(3, attachments) == {4}
+    assert (len(visible(4, messages)),) == total  # staff read everything
+    assert len(visible(2, "select code from public.message_types")) == len(MESSAGE_TYPES)
+    with connect(dsn) as conn:
+        as_user(conn, None)
+        assert conn.execute(messages).fetchall() == []
+    with connect(dsn) as conn:
+        as_user(conn, accounts[4])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("update public.messages set content = 'x'")
+    with connect(dsn) as conn:
+        conn.execute("set local role anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select 1 from public.messages")

@@ -9,8 +9,10 @@ load with post-load SQL, reconciliation).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from include.entities import get_phase
@@ -408,3 +410,42 @@ def test_suites_match_the_transformed_tables(migrated) -> None:
         PHASE_4.entities,
         {("order_state_history", "order_id"): "_order_resolution"},
     )
+
+
+def test_row_level_security(migrated) -> None:
+    """Per-order rows: staff, the order's doctor, the order's patient; reference data: all."""
+    from tests.unit.test_phase3_transforms import as_user
+
+    dsn, _ = migrated
+    accounts = {user_id: str(uuid.uuid4()) for user_id in (1, 2, 3, 5)}
+    with connect(dsn) as conn:
+        conn.execute(
+            "insert into public.profiles (legacy_user_id, username, profile_type) "
+            "values (5, 'user5', 'patient')"
+        )
+        for user_id, auth_id in accounts.items():
+            conn.execute(
+                "update public.profiles set auth_user_id = %s where legacy_user_id = %s",
+                (auth_id, user_id),
+            )
+
+    def visible(user_id: int, query: str) -> set[Any]:
+        with connect(dsn) as conn:
+            as_user(conn, accounts[user_id])
+            return {r[0] for r in conn.execute(query)}
+
+    tasks = "select legacy_task_id from public.workflow_tasks"
+    history = "select legacy_state_id from public.order_state_history"
+    trail = "select legacy_id from public.order_audit_trail"
+    for user_id in (1, 2, 3):  # the orders' doctor, their patient, a technician (staff)
+        assert visible(user_id, tasks) == {1, 2, 5, 6}, user_id
+        assert visible(user_id, history) == {1, 2, 6}, user_id
+    assert visible(5, tasks) == visible(5, history) == visible(5, trail) == set()
+    assert len(visible(5, "select code from public.order_states")) == len(ORDER_STATES)
+    assert len(visible(5, "select legacy_template_id from public.workflow_templates")) == len(
+        TEMPLATES
+    )
+    with connect(dsn) as conn:
+        conn.execute("set local role anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select 1 from public.order_audit_trail")
