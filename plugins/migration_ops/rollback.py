@@ -299,8 +299,10 @@ def _restore_public(target_dsn: str, archive: Path, backup_id: int) -> None:
     """Replace the ``public`` schema with the archive's, in one transaction.
 
     The archive's ``public`` part is rendered to SQL first (so a damaged archive can never
-    feed half a script to the database), then psql runs ``restore_prepare.sql`` (which empties
-    ``public``) and that script under ``--single-transaction`` and ``ON_ERROR_STOP``.
+    feed half a script to the database), then psql runs ``restore_prepare.sql`` (saves the
+    views other schemas build on ``public``, then empties ``public``), that script and
+    ``restore_finish.sql`` (recreates the saved views) under ``--single-transaction`` and
+    ``ON_ERROR_STOP``.
     """
     with tempfile.TemporaryDirectory(prefix="migration-restore-", dir=backup.work_dir()) as tmp:
         script = Path(tmp) / "public.sql"
@@ -325,6 +327,7 @@ def _restore_public(target_dsn: str, archive: Path, backup_id: int) -> None:
                 "--single-transaction",
                 f"--file={SQL_DIR / 'rollback' / 'restore_prepare.sql'}",
                 f"--file={script}",
+                f"--file={SQL_DIR / 'rollback' / 'restore_finish.sql'}",
             ],
             dsn=target_dsn,
             what=f"restore of backup {backup_id} into the public schema",

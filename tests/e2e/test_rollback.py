@@ -116,12 +116,15 @@ def contents(dsn: str) -> Fingerprints:
         return {table: content_fingerprint(conn, table, keys) for table in public_tables(dsn)}
 
 
-def assert_same_state(now: Fingerprints, expected: Fingerprints) -> None:
-    """Every table of ``expected`` hashes the same; tables it did not have yet are empty."""
+def assert_same_state(now: Fingerprints, expected: Fingerprints, seeded: Fingerprints) -> None:
+    """Every table of ``expected`` hashes the same; a table it did not have yet is empty or
+    holds exactly what the phase's own schema seeds (reference rows no entity loads)."""
     differing = sorted(t for t in expected if now.get(t) != expected[t])
     assert not differing, f"tables differ from the expected state: {differing}"
-    extra = sorted(t for t in now.keys() - expected.keys() if now[t][0] != 0)
-    assert not extra, f"tables that did not exist then still have rows: {extra}"
+    extra = sorted(
+        t for t in now.keys() - expected.keys() if now[t][0] != 0 and now[t] != seeded.get(t)
+    )
+    assert not extra, f"tables that did not exist then hold more than their seed rows: {extra}"
 
 
 # ------------------------------------------------------------------ the migrated target
@@ -132,6 +135,8 @@ class Migrated:
     target: str
     legacy: str
     after: dict[int, Fingerprints] = field(default_factory=dict)
+    seeded: dict[int, Fingerprints] = field(default_factory=dict)
+    content_seeded: dict[int, Fingerprints] = field(default_factory=dict)
     content_after: dict[int, Fingerprints] = field(default_factory=dict)
     runs: itertools.count = field(default_factory=itertools.count)
 
@@ -147,6 +152,17 @@ class Migrated:
             self.legacy, self.target, phase, f"rollback-test-phase{phase.number}-{next(self.runs)}"
         )
 
+    def seeds_from(self, k: int, *, content: bool = False) -> Fingerprints:
+        """Tables first created by phase k or a later one, as their schema alone left them."""
+        seeded = self.content_seeded if content else self.seeded
+        return {
+            table: fp
+            for phase in PHASES
+            if phase.number >= k
+            for table, fp in seeded[phase.number].items()
+            if table not in self.after[phase.number - 1]
+        }
+
     def history(self) -> dict[str, int]:
         with connect(self.target) as conn:
             return {
@@ -160,12 +176,7 @@ class Migrated:
             }
 
     def bring_to(self, k: int) -> None:
-        """Phases 1..k validated, nothing of later phases: the state each test starts from."""
-        later = [p for p in PHASES if p.number > k]
-        if later:
-            rollback.roll_back(
-                self.target, later[0].number, mode="delete", cascade=True, actor="pytest"
-            )
+        """Phases 1..k validated (later phases may have rows): where each test starts."""
         for phase in PHASES:
             if (
                 phase.number <= k
@@ -173,17 +184,33 @@ class Migrated:
             ):
                 self.run(phase)
 
+    def later_rows(self, k: int) -> int:
+        """Rows that phases after k still hold."""
+        plan = rollback.roll_back(
+            self.target, k, mode="delete", cascade=True, actor="pytest", dry_run=True
+        )
+        own = {e.name for e in get_phase(k).entities}
+        return sum(n for entity, n in plan["rows"].items() if entity not in own)
+
 
 @pytest.fixture(scope="module")
-def migrated(sandbox_dsn, pg_socket, tmp_path_factory) -> Migrated:
+def migrated(request, sandbox_dsn, pg_socket, tmp_path_factory) -> Migrated:
     from migration_ops import local_env
 
+    try:  # phases that copy files to Storage need the local Storage server, where there is one
+        request.getfixturevalue("supabase_storage")
+    except pytest.FixtureLookupError:
+        pass
     mp = pytest.MonkeyPatch()
     mp.setenv("MIGRATION_BACKUP_DIR", str(tmp_path_factory.mktemp("backups")))
     target = local_env.ensure_database(pg_socket, "e2e_rollback_target", recreate=True)
     state = Migrated(target, sandbox_dsn)
     state.after[0], state.content_after[0] = fingerprints(target), contents(target)
     for phase in PHASES:
+        # What the phase's schema alone creates (begin applies it before any entity loads).
+        runs.apply_schema(target, phase)
+        state.seeded[phase.number] = fingerprints(target)
+        state.content_seeded[phase.number] = contents(target)
         state.run(phase)
         state.after[phase.number] = fingerprints(target)
         state.content_after[phase.number] = contents(target)
@@ -196,21 +223,9 @@ def _next_phase_gate(target: str, k: int) -> None:
 
 
 # ------------------------------------------------------------------ delete, then restore
-@pytest.mark.parametrize(
-    "k", sorted((p.number for p in PHASES), reverse=True), ids=lambda k: f"phase{k}"
-)
-def test_delete_rollback_restores_previous_state_and_rerun_converges(
-    migrated: Migrated, k: int
-) -> None:
-    migrated.bring_to(k)
-    history = migrated.history()
-
-    result = rollback.roll_back(
-        migrated.target, k, mode="delete", actor="pytest", note="test", confirm=str(k)
-    )
-
-    assert_same_state(fingerprints(migrated.target), migrated.after[k - 1])
-    assert sum(result["deleted"].values()) > 0
+def _rolled_back(migrated: Migrated, k: int, history: dict[str, int], action: str) -> dict:
+    """Checks shared by both modes; returns the audit log's record of the rollback."""
+    assert_same_state(fingerprints(migrated.target), migrated.after[k - 1], migrated.seeds_from(k))
     assert runs.latest_run_status(migrated.target, k) == "rolled_back"
     with pytest.raises(GateClosed, match="rolled_back"):
         _next_phase_gate(migrated.target, k)
@@ -218,93 +233,69 @@ def test_delete_rollback_restores_previous_state_and_rerun_converges(
     assert all(now[t] >= history[t] for t in HISTORY), (history, now)
     with connect(migrated.target) as conn:
         logged = conn.execute(
-            "select params from migration.audit_log where action = 'rollback' and phase = %s "
+            "select params from migration.audit_log where action = %s and phase = %s "
             "order by audit_id desc limit 1",
-            (k,),
+            (action, k),
         ).fetchone()
-    assert logged is not None and logged[0]["deleted"] == result["deleted"]
-
-    migrated.run(get_phase(k))
-    assert_same_state(contents(migrated.target), migrated.content_after[k])
-    assert runs.latest_run_status(migrated.target, k) == "validated"
+    assert logged is not None
+    return logged[0]
 
 
 @pytest.mark.parametrize(
     "k", sorted((p.number for p in PHASES), reverse=True), ids=lambda k: f"phase{k}"
 )
-def test_restore_rollback_restores_previous_state_and_rerun_converges(
+def test_rollback_restores_the_state_before_the_phase_and_a_rerun_converges(
     migrated: Migrated, k: int
 ) -> None:
+    """Latest phase first: for k below the latest, phase k+1 (rerun by the previous case) still
+    has rows, so a plain rollback is refused and a cascading one removes both."""
     migrated.bring_to(k)
+    later_rows = migrated.later_rows(k) > 0
+    assert later_rows == (k < PHASES[-1].number), "the previous case reran phase k+1"
+    if later_rows:
+        before = fingerprints(migrated.target)
+        with pytest.raises(
+            RollbackRefused, match=rf"later phases still have rows: phase {k + 1} \("
+        ):
+            rollback.roll_back(migrated.target, k, mode="delete", actor="pytest", confirm=str(k))
+        assert fingerprints(migrated.target) == before, "a refused rollback changes nothing"
+
+    # delete
     history = migrated.history()
-
-    result = rollback.roll_back(migrated.target, k, mode="restore", actor="pytest", confirm=str(k))
-
-    assert_same_state(fingerprints(migrated.target), migrated.after[k - 1])
-    assert result["backup_id"] > 0
-    assert runs.latest_run_status(migrated.target, k) == "rolled_back"
-    now = migrated.history()
-    assert all(now[t] >= history[t] for t in HISTORY), (history, now)
-    with connect(migrated.target) as conn:
-        assert (
-            scalar(
-                conn,
-                "select count(*) from migration.audit_log where action = 'restore' "
-                "and (params ->> 'backup_id')::bigint = %s",
-                (result["backup_id"],),
-            )
-            == 1
-        )
-
+    result = rollback.roll_back(
+        migrated.target,
+        k,
+        mode="delete",
+        cascade=later_rows,
+        actor="pytest",
+        note="test",
+        confirm=str(k),
+    )
+    logged = _rolled_back(migrated, k, history, "rollback")
+    assert logged["deleted"] == result["deleted"] and sum(result["deleted"].values()) > 0
+    assert result["phases"] == sorted((p.number for p in PHASES if p.number >= k), reverse=True)
     migrated.run(get_phase(k))
-    assert_same_state(contents(migrated.target), migrated.content_after[k])
+    assert_same_state(
+        contents(migrated.target),
+        migrated.content_after[k],
+        migrated.seeds_from(k + 1, content=True),
+    )
+    assert runs.latest_run_status(migrated.target, k) == "validated"
+
+    # restore (the restore point is the backup the rerun above took before it started)
+    history = migrated.history()
+    result = rollback.roll_back(migrated.target, k, mode="restore", actor="pytest", confirm=str(k))
+    logged = _rolled_back(migrated, k, history, "restore")
+    assert logged["backup_id"] == result["backup_id"] > 0
+    migrated.run(get_phase(k))
+    assert_same_state(
+        contents(migrated.target),
+        migrated.content_after[k],
+        migrated.seeds_from(k + 1, content=True),
+    )
 
 
 # ------------------------------------------------------------------ refusals
-def test_refuses_a_later_phase_with_rows_unless_cascading(migrated: Migrated, monkeypatch) -> None:
-    """A later phase (a stand-in registered after the last real one) still has rows."""
-    last = PHASES[-1]
-    migrated.bring_to(last.number)
-    child = EntitySpec(
-        name="rollback_probe",
-        phase=last.number + 1,
-        description="stand-in later phase",
-        sources=(),
-        transform_sql="",
-        suite="",
-        target_table="public.rollback_probe",
-        key="legacy_probe_id",
-    )
-    later = PhaseSpec(number=last.number + 1, name="probe", title="probe", entities=(child,))
-    monkeypatch.setattr(rollback, "PHASES", (*PHASES, later))
-    with connect(migrated.target) as conn:
-        conn.execute(
-            "create table public.rollback_probe (id bigint generated always as identity primary key, "
-            "legacy_probe_id integer unique)"
-        )
-        conn.execute(
-            "insert into public.rollback_probe (legacy_probe_id) select generate_series(1, 3)"
-        )
-    try:
-        before = fingerprints(migrated.target)
-        with pytest.raises(
-            RollbackRefused, match=rf"later phases still have rows: phase {later.number} \(3 rows\)"
-        ):
-            rollback.roll_back(migrated.target, last.number, mode="delete", actor="pytest")
-        assert fingerprints(migrated.target) == before, "a refused rollback changes nothing"
-
-        result = rollback.roll_back(
-            migrated.target, last.number, mode="delete", cascade=True, actor="pytest"
-        )
-        assert result["phases"] == [later.number, last.number]
-        assert result["deleted"]["rollback_probe"] == 3
-        assert list(result["deleted"])[0] == "rollback_probe", "later phases first"
-        assert_same_state(fingerprints(migrated.target), migrated.after[last.number - 1])
-    finally:
-        with connect(migrated.target) as conn:
-            conn.execute("drop table if exists public.rollback_probe")
-
-
 def test_refuses_wrong_confirmation_unknown_phase_and_mode(migrated: Migrated) -> None:
     with pytest.raises(RollbackRefused, match="confirm must be the phase number"):
         rollback.roll_back(migrated.target, 1, mode="delete", actor="pytest", confirm="yes")
@@ -347,3 +338,45 @@ def test_refuses_while_a_run_is_in_progress(migrated: Migrated) -> None:
             conn.execute(
                 "update migration.runs set status = 'rolled_back' where run_id = 'rollback-test-running'"
             )
+
+
+def test_refuses_a_later_phase_with_rows_unless_cascading(migrated: Migrated, monkeypatch) -> None:
+    """A stand-in phase registered after the last real one still has rows (also with one phase)."""
+    migrated.bring_to(1)
+    last = PHASES[-1]
+    child = EntitySpec(
+        name="rollback_probe",
+        phase=last.number + 1,
+        description="stand-in later phase",
+        sources=(),
+        transform_sql="",
+        suite="",
+        target_table="public.rollback_probe",
+        key="legacy_probe_id",
+    )
+    later = PhaseSpec(number=last.number + 1, name="probe", title="probe", entities=(child,))
+    monkeypatch.setattr(rollback, "PHASES", (*PHASES, later))
+    with connect(migrated.target) as conn:
+        conn.execute(
+            "create table public.rollback_probe (id bigint generated always as identity primary key, "
+            "legacy_probe_id integer unique)"
+        )
+        conn.execute(
+            "insert into public.rollback_probe (legacy_probe_id) select generate_series(1, 3)"
+        )
+    try:
+        before = fingerprints(migrated.target)
+        with pytest.raises(
+            RollbackRefused, match=rf"later phases still have rows: phase {later.number} \(3 rows\)"
+        ):
+            rollback.roll_back(migrated.target, 1, mode="delete", actor="pytest")
+        assert fingerprints(migrated.target) == before, "a refused rollback changes nothing"
+
+        result = rollback.roll_back(migrated.target, 1, mode="delete", cascade=True, actor="pytest")
+        assert result["phases"] == [later.number, *sorted((p.number for p in PHASES), reverse=True)]
+        assert result["deleted"]["rollback_probe"] == 3
+        assert list(result["deleted"])[0] == "rollback_probe", "later phases first"
+        assert_same_state(fingerprints(migrated.target), migrated.after[0], migrated.seeds_from(1))
+    finally:
+        with connect(migrated.target) as conn:
+            conn.execute("drop table if exists public.rollback_probe")

@@ -1,23 +1,72 @@
 -- rollback/restore_prepare.sql
 -- purpose: empty the public schema so `pg_restore --schema=public` can recreate it exactly as a
 --          verified backup holds it: every table, view, sequence, routine and type in public is
---          dropped; extension members and the schema itself (owner, grants) stay. The migration
---          schema (history, manifest) is not touched; staging is scratch space that the next
---          run rebuilds, so columns there that use a public type may go with the type.
--- inputs: none. psql runs this file and the restore script in ONE transaction
---         (--single-transaction, ON_ERROR_STOP): any failure leaves public as it was.
+--          dropped; extension members and the schema itself (owner, grants) stay.
+--          Views in other schemas built on public (e.g. migration.legacy_patient_profile, phase
+--          2's lookup view) would go with the cascade: their definitions, owners, comments and
+--          grants are saved first (temp table restore_dependent_views) and restore_finish.sql
+--          recreates them over the restored tables. Any other object outside public that
+--          depends on public makes this refuse. The migration schema's tables (history,
+--          manifest) are not touched; staging is scratch space the next run rebuilds, so a
+--          column there that uses a public type may go with the type.
+-- inputs: none. psql runs this file, the restore script and restore_finish.sql in ONE
+--         transaction (--single-transaction, ON_ERROR_STOP): any failure leaves all as it was.
 -- idempotent: drops only what exists; on an empty public schema it does nothing.
+
+-- Every name rendered below (view definitions, regclass, regprocedure, regtype) comes out
+-- schema-qualified, as the restore script runs with an empty search_path.
+set local search_path = pg_catalog;
+
+-- Views outside public (and staging) that depend, directly or through each other, on public
+-- objects; depth orders their recreation. Temp: lives and dies with this transaction.
+create temp table restore_dependent_views on commit drop as
+with recursive public_objects as (
+    select oid, 'pg_class'::regclass as catalog from pg_class where relnamespace = 'public'::regnamespace
+    union all
+    select oid, 'pg_type'::regclass from pg_type where typnamespace = 'public'::regnamespace
+    union all
+    select oid, 'pg_proc'::regclass from pg_proc where pronamespace = 'public'::regnamespace
+),
+views (view_oid, depth) as (
+    select distinct r.ev_class, 1
+    from pg_depend as d
+    join public_objects as o on o.oid = d.refobjid and o.catalog = d.refclassid
+    join pg_rewrite as r on r.oid = d.objid
+    join pg_class as v on v.oid = r.ev_class
+    where d.classid = 'pg_rewrite'::regclass
+      and v.relkind = 'v'
+      and v.relnamespace not in ('public'::regnamespace, coalesce(to_regnamespace('staging'), 0::oid))
+    union
+    select r.ev_class, views.depth + 1
+    from views
+    join pg_depend as d on d.refobjid = views.view_oid and d.refclassid = 'pg_class'::regclass
+    join pg_rewrite as r on r.oid = d.objid and d.classid = 'pg_rewrite'::regclass
+    join pg_class as v on v.oid = r.ev_class
+    where r.ev_class <> views.view_oid and views.depth < 20
+      and v.relnamespace not in ('public'::regnamespace, coalesce(to_regnamespace('staging'), 0::oid))
+)
+select v.oid as view_oid,
+       max(views.depth) as depth,
+       format('%I.%I', n.nspname, v.relname) as name,
+       format('create view %I.%I%s as %s', n.nspname, v.relname,
+              coalesce(' with (' || array_to_string(v.reloptions, ', ') || ')', ''),
+              pg_get_viewdef(v.oid)) as definition,
+       pg_get_userbyid(v.relowner) as owner,
+       obj_description(v.oid, 'pg_class') as description,
+       v.relacl::text[] as acl
+from views
+join pg_class as v on v.oid = views.view_oid
+join pg_namespace as n on n.oid = v.relnamespace
+group by v.oid, n.nspname, v.relname;
+
 do $$
 declare
     blocking text;
     statements text[];
     statement text;
 begin
-    -- Render every name schema-qualified (regclass, regprocedure, regtype below).
-    perform set_config('search_path', 'pg_catalog', true);
-
-    -- Objects outside public (and staging) that depend on public objects would silently go
-    -- with the cascade; refuse instead and name them.
+    -- Other objects outside public (and staging) that depend on public objects would silently
+    -- go with the cascade; refuse instead and name them.
     select string_agg(distinct pg_describe_object(d.classid, d.objid, d.objsubid), ', ')
     into blocking
     from pg_depend as d
@@ -44,6 +93,10 @@ begin
               else to_regnamespace((pg_identify_object(d.classid, d.objid, 0)).schema)
           end, 'public'::regnamespace)
           not in ('public'::regnamespace, coalesce(to_regnamespace('staging'), 0::oid))
+      -- the saved views are recreated by restore_finish.sql
+      and not (d.classid = 'pg_rewrite'::regclass
+               and (select r.ev_class from pg_rewrite as r where r.oid = d.objid)
+                   in (select view_oid from pg_temp.restore_dependent_views))
       and not exists (
           select 1 from pg_depend as e
           where e.classid = d.refclassid and e.objid = d.refobjid and e.deptype = 'e'
@@ -54,8 +107,12 @@ begin
     end if;
 
     -- Names are rendered before anything is dropped: a cascade may remove later entries
-    -- (a table's sequence, a partition), which "if exists" then skips.
-    select array_agg(format('drop %s if exists %s cascade',
+    -- (a table's sequence, a partition, a saved view), which "if exists" then skips.
+    select array_agg(format('drop view if exists %s cascade', name) order by depth desc)
+    into statements
+    from pg_temp.restore_dependent_views;
+
+    select statements || array_agg(format('drop %s if exists %s cascade',
                       case c.relkind
                           when 'v' then 'view'
                           when 'm' then 'materialized view'
