@@ -263,23 +263,26 @@ def _load_scope(conn: Any, entity: EntitySpec, listing: Path) -> sql.Composable:
     """COPY the expected-objects listing into staging; return the table's identifier."""
     scope = qualified(entity.staging_table("object_scope"))
     conn.execute(sql.SQL("drop table if exists {}").format(scope))
-    conn.execute(sql.SQL("create unlogged table {} (relative_path text primary key)").format(scope))
+    conn.execute(sql.SQL("create unlogged table {} (relative_path text)").format(scope))
     with (
         listing.open(encoding="utf-8") as lines,
         conn.cursor().copy(sql.SQL("copy {} from stdin").format(scope)) as copy,
     ):
         for line in _listed_paths(lines):
             copy.write_row((line,))
+    conn.execute(sql.SQL("create index on {} (relative_path)").format(scope))
     return scope
 
 
 def _listed_paths(lines: Iterable[str]) -> Iterable[str]:
-    """Relative paths of a listing: one per line, blank lines and ``#`` comments skipped."""
-    seen: set[str] = set()
+    """Relative paths of a listing: one per line, blank lines and ``#`` comments skipped.
+
+    Streamed line by line (a listing may name every file of a large store); duplicates are
+    harmless, the scope is only ever probed with ``exists``.
+    """
     for line in lines:
         path = line.rstrip("\r\n")
-        if path.strip() and not path.lstrip().startswith("#") and path not in seen:
-            seen.add(path)
+        if path.strip() and not path.lstrip().startswith("#"):
             yield path
 
 
