@@ -10,14 +10,18 @@ once with ``restore``. Generic over ``PHASES``: a phase registered later is cove
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from psycopg import sql
 
 from include.entities import PHASES, get_phase
 from include.entities.spec import EntitySpec, PhaseSpec
-from migration_ops import backup, rollback, runs
+from migration_ops import backup, local_env, rollback, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
 from migration_ops.rollback import RollbackRefused
@@ -195,8 +199,6 @@ class Migrated:
 
 @pytest.fixture(scope="module")
 def migrated(request, sandbox_dsn, pg_socket, tmp_path_factory) -> Migrated:
-    from migration_ops import local_env
-
     try:  # phases that copy files to Storage need the local Storage server, where there is one
         request.getfixturevalue("supabase_storage")
     except pytest.FixtureLookupError:
@@ -380,3 +382,41 @@ def test_refuses_a_later_phase_with_rows_unless_cascading(migrated: Migrated, mo
     finally:
         with connect(migrated.target) as conn:
             conn.execute("drop table if exists public.rollback_probe")
+
+
+# ------------------------------------------------------------------ through Airflow
+@pytest.mark.airflow
+def test_rollback_dag_runs_through_airflow(migrated: Migrated, pg_socket, tmp_path) -> None:
+    """`airflow dags test rollback_phase` with typed params: plan, verified backup, restore."""
+    migrated.bring_to(1)
+    metadata = local_env.ensure_database(pg_socket, "e2e_rollback_airflow", recreate=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        **local_env.environment(pg_socket),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace(
+            "postgresql://", "postgresql+psycopg://"
+        ),
+        "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, "e2e_legacy"),
+        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, "e2e_rollback_target"),
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    conf = '{"phase": 1, "mode": "restore", "confirm": "1", "note": "airflow test"}'
+    for command in (["db", "migrate"], ["dags", "test", "rollback_phase", "-c", conf]):
+        result = subprocess.run(
+            [airflow, *command], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    assert runs.latest_run_status(migrated.target, 1) == "rolled_back"
+    with connect(migrated.target) as conn:
+        safety = conn.execute(
+            "select status from migration.backups where reason = 'before rollback of phase 1'"
+        ).fetchall()
+        restored = conn.execute(
+            "select params ->> 'note' from migration.audit_log where action = 'restore' "
+            "order by audit_id desc limit 1"
+        ).fetchone()
+    assert safety == [("verified",)], "the rollback DAG takes a verified backup first"
+    assert restored == ("airflow test",)
+    assert_same_state(fingerprints(migrated.target), migrated.after[0], migrated.seeds_from(1))
