@@ -28,10 +28,7 @@ migrate: $(STAMP) ## run the phases in order against AIRFLOW_CONN_LEGACY_DB / AI
 	$(PY) -m migration_ops.cli migrate
 
 airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on http://localhost:8080
-	eval "$$($(PY) -m migration_ops.local_env up)" && \
-	  export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True && \
-	  $(VENV)/bin/airflow db migrate >/dev/null && \
-	  $(VENV)/bin/airflow standalone
+	$(PY) -m migration_ops.cli airflow
 
 test: $(STAMP) ## the whole test suite (unit, DAG integrity, end-to-end on embedded PostgreSQL)
 	$(PY) -m pytest -q

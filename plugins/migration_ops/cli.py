@@ -1,8 +1,9 @@
-"""Command line behind ``make demo`` and ``make migrate``.
+"""Command line behind ``make demo``, ``make migrate`` and ``make airflow``.
 
 ``demo``    start the embedded PostgreSQL and a local Supabase Storage stand-in, build (or
-            reuse) the sandbox legacy database,
-            prepare Airflow's metadata database, then ``migrate``.
+            reuse) the sandbox legacy database, prepare Airflow's metadata database, then
+            ``migrate``.
+``airflow`` the same environment, then ``airflow standalone`` (UI on port 8080).
 ``migrate`` run every phase DAG in order with ``airflow dags test`` against the
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
             exit non-zero at the first phase that does not validate.
@@ -19,14 +20,22 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from migration_ops import local_env
 from migration_ops.settings import local_dir
 
+#: Port of the Storage stand-in for the demo and the local UI (Supabase's local default).
+STORAGE_PORT = 54321
 
 #: Settings that, when all present in the environment, mean no embedded database is needed.
-USER_SETTINGS = ("AIRFLOW_CONN_LEGACY_DB", "AIRFLOW_CONN_SUPABASE_DB", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+USER_SETTINGS = (
+    "AIRFLOW_CONN_LEGACY_DB",
+    "AIRFLOW_CONN_SUPABASE_DB",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+)
 
 
 def _prepare_environment(*, force_embedded: bool) -> None:
@@ -78,7 +87,10 @@ def migrate() -> int:
         print(f"{status or 'not started'} in {elapsed:.1f}s (log: {log_path})")
         if code != 0 or status != "validated":
             print(_tail(log_path), file=sys.stderr)
-            print(f"phase {phase.number} did not validate; later phases were not started.", file=sys.stderr)
+            print(
+                f"phase {phase.number} did not validate; later phases were not started.",
+                file=sys.stderr,
+            )
             return 1
         run_id = _latest_run_id(target, phase.number)
         report = reports.write(target, run_id)
@@ -92,7 +104,8 @@ def _latest_run_id(target_dsn: str, phase_number: int) -> str:
 
     with connect(target_dsn) as conn:
         row = conn.execute(
-            "select run_id from migration.runs where phase = %s order by started_at desc limit 1", (phase_number,)
+            "select run_id from migration.runs where phase = %s order by started_at desc limit 1",
+            (phase_number,),
         ).fetchone()
     assert row is not None
     return str(row[0])
@@ -105,17 +118,9 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
-def demo(scale: float, seed: int) -> int:
-    """Whole migration on the embedded default, sandbox built once and reused.
-
-    Supabase Storage is the local stand-in (``tests/storage_server.py``, bytes under
-    ``.local/storage``), serving while the phases run; its scope is the sandbox's media
-    manifest, since the sandbox writes bytes for a fraction of its files only.
-    """
+def _sandbox(scale: float, seed: int) -> tuple[str, Path]:
+    """Build the sandbox legacy database and its media store once; return (DSN, media root)."""
     from include.sandbox.generator import build_sandbox, media_complete, sandbox_exists
-    from tests.storage_server import LocalStorageServer, write_expected_objects
-
-    _prepare_environment(force_embedded=True)
     from migration_ops.connections import env_dsn
 
     legacy = env_dsn("legacy_db")
@@ -124,29 +129,73 @@ def demo(scale: float, seed: int) -> int:
         print(f"sandbox legacy database (scale {scale}, seed {seed}) already built: reusing it")
     else:
         print(f"building the sandbox legacy database (scale {scale}, seed {seed}) ...", flush=True)
-        logging.getLogger("include.sandbox").setLevel(logging.WARNING)  # per-table lines: noise here
+        logging.getLogger("include.sandbox").setLevel(logging.WARNING)  # per-table lines: noise
         started = time.monotonic()
         counts = build_sandbox(legacy, scale=scale, seed=seed, media_dir=media)
-        print(f"  {sum(counts.values())} rows in {len(counts)} tables, {time.monotonic() - started:.1f}s")
+        elapsed = time.monotonic() - started
+        print(f"  {sum(counts.values())} rows in {len(counts)} tables, {elapsed:.1f}s")
+    return legacy, media
+
+
+@contextmanager
+def _local_storage(legacy: str, media: Path) -> Iterator[None]:
+    """Serve the Supabase Storage stand-in (bytes under ``.local/storage``) while in the block.
+
+    Its scope is the sandbox's media manifest, since the sandbox writes bytes for a fraction
+    of its files only; ``AIRFLOW_CONN_SUPABASE_STORAGE`` points the migration at it.
+    """
+    from migration_ops.local_storage import LocalStorageServer, write_expected_objects
+
     listing = write_expected_objects(legacy, local_dir() / "storage-expected-objects.txt")
-    with LocalStorageServer(local_dir() / "storage") as storage:
+    with LocalStorageServer(local_dir() / "storage", port=STORAGE_PORT) as storage:
         os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"] = storage.connection(
             media, expected_objects=listing
         )
+        yield
+
+
+def demo(scale: float, seed: int) -> int:
+    """Whole migration on the embedded default, sandbox built once and reused."""
+    _prepare_environment(force_embedded=True)
+    legacy, media = _sandbox(scale, seed)
+    with _local_storage(legacy, media):
         return migrate()
 
 
+def airflow(scale: float, seed: int) -> int:
+    """A local Airflow (``airflow standalone``) on the embedded databases and Storage stand-in.
+
+    Every visitor is admin (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``): for a developer's machine only.
+    """
+    _prepare_environment(force_embedded=True)
+    legacy, media = _sandbox(scale, seed)
+    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+    # standalone starts its components as `airflow ...`: this environment's must come first.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
+        print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
+        return 2
+    with _local_storage(legacy, media):
+        print("Airflow UI: http://localhost:8080 (no login: every visitor is admin). Ctrl-C stops.")
+        return _airflow("standalone")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m migration_ops.cli {demo,migrate}``."""
+    """Entry point: ``python -m migration_ops.cli {demo,migrate,airflow}``."""
     parser = argparse.ArgumentParser(prog="python -m migration_ops.cli")
     sub = parser.add_subparsers(dest="command", required=True)
     demo_parser = sub.add_parser("demo", help="sandbox + full migration on the embedded databases")
-    demo_parser.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "0.02")))
-    demo_parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "7")))
+    airflow_parser = sub.add_parser("airflow", help="local Airflow UI on the embedded databases")
+    for sub_parser in (demo_parser, airflow_parser):
+        default_scale = float(os.environ.get("SCALE", "0.02"))
+        sub_parser.add_argument("--scale", type=float, default=default_scale)
+        sub_parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "7")))
     sub.add_parser("migrate", help="run the phases in order against the configured connections")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.scale, args.seed)
+    if args.command == "airflow":
+        return airflow(args.scale, args.seed)
     _prepare_environment(force_embedded=False)
     return migrate()
 

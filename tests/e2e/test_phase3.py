@@ -29,7 +29,7 @@ from migration_ops.runs import RunContext
 from migration_ops.settings import local_dir
 from tests.e2e.conftest import SCALE, SEED, run_phase
 from tests.e2e.fingerprint import table_fingerprint
-from tests.storage_server import LocalStorageServer, write_expected_objects
+from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 
 pytestmark = pytest.mark.e2e
 PHASE_3 = get_phase(3)

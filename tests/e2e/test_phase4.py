@@ -21,7 +21,7 @@ from migration_ops.errors import GateClosed
 from migration_ops.runs import RunContext
 from tests.e2e.conftest import run_phase
 from tests.e2e.fingerprint import table_fingerprint
-from tests.storage_server import LocalStorageServer
+from migration_ops.local_storage import LocalStorageServer
 
 pytestmark = pytest.mark.e2e
 PHASE_4 = get_phase(4)

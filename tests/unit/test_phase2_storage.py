@@ -24,7 +24,7 @@ from migration_ops.db import connect
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.storage import StorageSettings, copy_objects, settings_from_connection
 from migration_ops.validate import QuarantineLimit, _rebuild_validated
-from tests.storage_server import LocalStorageServer, StorageError
+from migration_ops.local_storage import LocalStorageServer, StorageError
 
 BUCKET = "legacy-files"
 RULE = "files.source_object_present"

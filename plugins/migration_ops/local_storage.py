@@ -30,7 +30,7 @@ Also here: :func:`write_expected_objects`, the sandbox's media manifest as the o
 expected-objects listing (the demo and the tests use it; the migration never reads the
 sandbox schema).
 
-Command line: ``python -m tests.storage_server --root .local/storage [--port 54321]``.
+Command line: ``python -m migration_ops.local_storage --root .local/storage [--port 54321]``.
 """
 
 from __future__ import annotations
@@ -508,7 +508,7 @@ def write_expected_objects(legacy_dsn: str, path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted; print the project URL and key."""
-    parser = argparse.ArgumentParser(prog="python -m tests.storage_server")
+    parser = argparse.ArgumentParser(prog="python -m migration_ops.local_storage")
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--port", type=int, default=54321)
     parser.add_argument("--key", default="local-service-role-key")
