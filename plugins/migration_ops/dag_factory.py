@@ -20,7 +20,7 @@ Nothing here touches a database at import time: task bodies import and connect l
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import (
@@ -47,7 +47,7 @@ RETRY_POLICY = ExceptionRetryPolicy(
         RetryRule(
             exception=["migration_ops.errors.MigrationError", "migration_ops.errors.GateClosed"],
             action=RetryAction.FAIL,
-            reason="deterministic outcome: fix the data, the spec or the previous phase, then rerun",
+            reason="deterministic: fix the data, the spec or the previous phase, then rerun",
         ),
     ],
 )
@@ -100,7 +100,10 @@ def _run(value: dict[str, Any]) -> Any:
 
 @task
 def gate(phase_number: int) -> None:
-    """#### Gate\nRefuse to start unless the previous phase's latest run has validated."""
+    """#### Gate
+
+    Refuse to start unless the previous phase's latest run has validated.
+    """
     from migration_ops.runs import check_gate
 
     check_gate(_dsns()[1], get_phase(phase_number))
@@ -108,7 +111,10 @@ def gate(phase_number: int) -> None:
 
 @task
 def begin(phase_number: int) -> dict[str, Any]:
-    """#### Begin\nApply the target schema (idempotent) and record the run."""
+    """#### Begin
+
+    Apply the target schema (idempotent) and record the run.
+    """
     from migration_ops import runs
 
     context = get_current_context()
@@ -170,7 +176,9 @@ def backup_group(
     group_id: str = "backup",
 ) -> TaskGroup:
     """``dump → verify`` of one database, as a task group to put before whatever changes it."""
-    with TaskGroup(group_id=group_id, tooltip=f"verified pg_dump of the {database} database") as group:
+    with TaskGroup(
+        group_id=group_id, tooltip=f"verified pg_dump of the {database} database"
+    ) as group:
         dumped: Any = backup_dump(reason, phase_number, database)
         backup_verify(dumped)
     return group
@@ -178,7 +186,10 @@ def backup_group(
 
 @task
 def extract(run: dict[str, Any], entity_name: str) -> dict[str, int]:
-    """#### Extract\nBinary COPY of the entity's legacy tables into staging (read-only snapshot)."""
+    """#### Extract
+
+    Binary COPY of the entity's legacy tables into staging (read-only snapshot).
+    """
     from migration_ops.pipeline import extract_step
 
     legacy, target = _dsns()
@@ -187,7 +198,10 @@ def extract(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 @task
 def transform(run: dict[str, Any], entity_name: str) -> int:
-    """#### Transform\nSet-based SQL builds the target-shaped rows in staging."""
+    """#### Transform
+
+    Set-based SQL builds the target-shaped rows in staging.
+    """
     from migration_ops.pipeline import transform_step
 
     return transform_step(_dsns()[1], _run(run), get_entity(entity_name))
@@ -195,7 +209,10 @@ def transform(run: dict[str, Any], entity_name: str) -> int:
 
 @task
 def validate(run: dict[str, Any], entity_name: str) -> dict[str, int]:
-    """#### Validate\nGreat Expectations suite; failing rows quarantined by rule; suite-level failures block the load."""
+    """#### Validate
+
+    Great Expectations suite; failing rows quarantined by rule; suite-level failures block the load.
+    """
     from migration_ops.pipeline import validate_step
 
     return validate_step(_dsns()[1], _run(run), get_entity(entity_name), limit=_limit())
@@ -229,7 +246,10 @@ def copy_objects(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 @task
 def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
-    """#### Load\nOne transactional upsert keyed by the legacy id; only new or changed rows are written."""
+    """#### Load
+
+    One transactional upsert keyed by the legacy id; only new or changed rows are written.
+    """
     from migration_ops.pipeline import load_step
 
     return load_step(_dsns()[1], _run(run), get_entity(entity_name))
@@ -237,7 +257,10 @@ def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 @task
 def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
-    """#### Checkpoint\nReconcile: source = loaded + merged + quarantined, recorded for auditors."""
+    """#### Checkpoint
+
+    Reconcile: source = loaded + merged + quarantined, recorded for auditors.
+    """
     from migration_ops.pipeline import checkpoint_step
 
     return checkpoint_step(_dsns()[1], _run(run), get_entity(entity_name))
@@ -262,7 +285,9 @@ def _steps(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
 
 @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
 def record_failure() -> None:
-    """#### Record failure\nMark the run failed and write its report, so the gate stays closed.
+    """#### Record failure
+
+    Mark the run failed and write its report, so the gate stays closed.
 
     Derives the run id from the context rather than from ``begin``'s XCom, so it also
     works when ``begin`` itself never ran.
@@ -279,7 +304,10 @@ def record_failure() -> None:
 def _publish(phase: PhaseSpec) -> Any:
     @task(task_id="publish", outlets=[Asset(phase.asset_uri)])
     def publish(run: dict[str, Any]) -> str:
-        """#### Publish\nMark the run validated, write the reports, emit the phase's Asset."""
+        """#### Publish
+
+        Mark the run validated, write the reports, emit the phase's Asset.
+        """
         from migration_ops import reports, runs
 
         target = _dsns()[1]
@@ -297,7 +325,8 @@ def _doc(phase: PhaseSpec) -> str:
         "(Great Expectations; failing rows to `migration.quarantine`) → load (upsert by legacy id, "
         "new or changed rows only) → checkpoint (reconciliation), per entity.",
         "",
-        "**Idempotent:** rerunning converges to the same target rows and adds no quarantine duplicates.",
+        "**Idempotent:** rerunning converges to the same target rows and adds no quarantine "
+        "duplicates.",
         f"**Connections:** `{LEGACY_CONN_ID}` (read only), `{TARGET_CONN_ID}`.",
         f"**Emits:** `{phase.asset_uri}` when every entity reconciled.",
     ]
@@ -316,7 +345,7 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
     with DAG(
         dag_id=phase.dag_id,
         schedule=schedule,
-        start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        start_date=datetime(2025, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,

@@ -1,4 +1,6 @@
-"""The per-entity data path, one function per DAG task: extract → transform → validate → load → checkpoint.
+"""The per-entity data path, one function per DAG task.
+
+Extract → transform → validate → load → checkpoint.
 
 An entity whose spec has an object copy gets one more step between validate and load. Each
 function takes plain values (DSNs, a :class:`RunContext`, an entity spec), does its
@@ -15,10 +17,14 @@ from migration_ops.storage import StorageSettings
 from migration_ops.validate import QuarantineLimit
 
 
-def extract_step(legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+def extract_step(
+    legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec
+) -> dict[str, int]:
     """Stage the entity's legacy tables; the primary table's count is the entity's source_rows."""
     counts = extract.extract_entity(legacy_dsn, target_dsn, entity)
-    runs.record_stage(target_dsn, run, entity, "extracted", source_rows=counts[entity.primary_source.table])
+    runs.record_stage(
+        target_dsn, run, entity, "extracted", source_rows=counts[entity.primary_source.table]
+    )
     return counts
 
 
@@ -34,9 +40,7 @@ def validate_step(
 ) -> dict[str, int]:
     """Run the entity's GX suite, quarantine failing rows, gate the load."""
     try:
-        outcome = validate.validate_entity(
-            target_dsn, entity, run.run_id, limit=limit
-        )
+        outcome = validate.validate_entity(target_dsn, entity, run.run_id, limit=limit)
     except Exception:
         runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
         raise

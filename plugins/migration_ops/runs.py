@@ -79,7 +79,9 @@ def begin_run(
     return RunContext(run_id=run_id, phase=phase.number, as_of=as_of.isoformat())
 
 
-def record_stage(target_dsn: str, run: RunContext, entity: EntitySpec, stage: str, **counts: int | bool) -> None:
+def record_stage(
+    target_dsn: str, run: RunContext, entity: EntitySpec, stage: str, **counts: int | bool
+) -> None:
     """Upsert the entity's checkpoint row at ``stage`` with the given counts."""
     columns = ["stage", *counts]
     values = [stage, *counts.values()]
@@ -96,8 +98,9 @@ def record_stage(target_dsn: str, run: RunContext, entity: EntitySpec, stage: st
 
 
 def reconcile(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
-    """Write the entity's reconciliation row from its checkpoint; the table's CHECK enforces
-    ``source = loaded + merged + quarantined``.
+    """Write the entity's reconciliation row from its checkpoint.
+
+    The table's CHECK constraint enforces ``source = loaded + merged + quarantined``.
 
     Raises:
         MigrationError: the entity has not loaded in this run, or the counts do not balance.
@@ -111,9 +114,20 @@ def reconcile(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
             (run.run_id, entity.name),
         ).fetchone()
         if row is None or row[0] not in ("loaded", "reconciled"):
-            raise MigrationError(entity.name, f"cannot reconcile: entity is at stage {row and row[0]}")
-        counts = dict(zip(("source_rows", "loaded_rows", "merged_rows", "quarantined_rows"), row[1:], strict=True))
-        if counts["source_rows"] != counts["loaded_rows"] + counts["merged_rows"] + counts["quarantined_rows"]:
+            raise MigrationError(
+                entity.name, f"cannot reconcile: entity is at stage {row and row[0]}"
+            )
+        counts = dict(
+            zip(
+                ("source_rows", "loaded_rows", "merged_rows", "quarantined_rows"),
+                row[1:],
+                strict=True,
+            )
+        )
+        if (
+            counts["source_rows"]
+            != counts["loaded_rows"] + counts["merged_rows"] + counts["quarantined_rows"]
+        ):
             raise MigrationError(
                 entity.name,
                 "reconciliation does not balance: "
@@ -133,7 +147,8 @@ def reconcile(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
             (run.run_id, run.phase, entity.name, *counts.values()),
         )
         conn.execute(
-            "update migration.checkpoints set stage = 'reconciled', updated_at = now() where run_id = %s and entity = %s",
+            "update migration.checkpoints set stage = 'reconciled', updated_at = now() "
+            "where run_id = %s and entity = %s",
             (run.run_id, entity.name),
         )
     return counts

@@ -10,9 +10,9 @@ import pytest
 from include.entities.spec import PhaseSpec
 from include.sandbox.generator import build_sandbox, media_complete, sandbox_exists
 from migration_ops import local_env, pipeline, runs
+from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 from migration_ops.runs import RunContext
 from migration_ops.settings import local_dir
-from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 
 #: Small but complete: every injected defect class has at least one instance at this scale.
 SCALE = 0.01

@@ -25,11 +25,11 @@ from include.sandbox.generator import build_sandbox, sandbox_exists
 from migration_ops import local_env, reports, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
+from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 from migration_ops.runs import RunContext
 from migration_ops.settings import local_dir
 from tests.e2e.conftest import SCALE, SEED, run_phase
 from tests.e2e.fingerprint import table_fingerprint
-from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 
 pytestmark = pytest.mark.e2e
 PHASE_3 = get_phase(3)

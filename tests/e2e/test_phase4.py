@@ -18,10 +18,10 @@ from include.entities import get_phase
 from migration_ops import local_env, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
+from migration_ops.local_storage import LocalStorageServer
 from migration_ops.runs import RunContext
 from tests.e2e.conftest import run_phase
 from tests.e2e.fingerprint import table_fingerprint
-from migration_ops.local_storage import LocalStorageServer
 
 pytestmark = pytest.mark.e2e
 PHASE_4 = get_phase(4)

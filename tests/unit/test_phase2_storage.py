@@ -22,9 +22,9 @@ from include.entities.phase2_relationships import FILES
 from migration_ops import pipeline, runs, storage
 from migration_ops.db import connect
 from migration_ops.errors import MigrationError, ValidationFailed
+from migration_ops.local_storage import LocalStorageServer, StorageError
 from migration_ops.storage import StorageSettings, copy_objects, settings_from_connection
 from migration_ops.validate import QuarantineLimit, _rebuild_validated
-from migration_ops.local_storage import LocalStorageServer, StorageError
 
 BUCKET = "legacy-files"
 RULE = "files.source_object_present"

@@ -20,9 +20,9 @@ import pytest
 
 from include.entities.phase1_core import OFFICES, ORDER_TYPES, PHASE_1, PROFILES
 from include.entities.spec import EntitySpec
-from migration_ops.validate import QuarantineLimit
 from migration_ops import pipeline, runs
 from migration_ops.db import connect
+from migration_ops.validate import QuarantineLimit
 from tests.unit.test_transform_sql import load_staging, prepare_phase1, transform_all
 
 ROOT = Path(__file__).resolve().parents[2]
