@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from psycopg import sql
 
+from include.entities.spec import PhaseSpec
 from migration_ops.db import connect, qualified
+from migration_ops.runs import RunContext
 
 
 def table_fingerprint(dsn: str, table: str) -> tuple[int, str]:
@@ -31,3 +35,36 @@ def public_tables(dsn: str) -> list[str]:
 def fingerprints(dsn: str) -> dict[str, tuple[int, str]]:
     """Fingerprint of every public table."""
     return {table: table_fingerprint(dsn, table) for table in public_tables(dsn)}
+
+
+def assert_rerun_is_a_no_op(
+    legacy_dsn: str,
+    target_dsn: str,
+    phase: PhaseSpec,
+    run_id: str,
+    tables: Iterable[str] | None = None,
+) -> RunContext:
+    """Run ``phase`` again and prove it changed nothing; return the second run.
+
+    Every given table (default: all public tables) stays byte-identical, ids and timestamps
+    included; the quarantine gains no row; no entity inserted or updated anything.
+    """
+    from tests.e2e.conftest import run_phase
+
+    watched = list(tables) if tables is not None else public_tables(target_dsn)
+    before = {table: table_fingerprint(target_dsn, table) for table in watched}
+    with connect(target_dsn) as conn:
+        quarantine_before = conn.execute("select count(*) from migration.quarantine").fetchone()
+    second = run_phase(legacy_dsn, target_dsn, phase, run_id)
+    assert {table: table_fingerprint(target_dsn, table) for table in watched} == before
+    with connect(target_dsn) as conn:
+        assert (
+            conn.execute("select count(*) from migration.quarantine").fetchone()
+            == quarantine_before
+        )
+        changed = conn.execute(
+            "select sum(inserted_rows), sum(updated_rows) from migration.checkpoints where run_id = %s",
+            (second.run_id,),
+        ).fetchone()
+    assert changed == (0, 0), f"a rerun of phase {phase.number} wrote rows: {changed}"
+    return second

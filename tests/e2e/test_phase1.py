@@ -15,7 +15,7 @@ from migration_ops import pipeline, reports, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import SchemaDriftError, ValidationFailed
 from migration_ops.validate import QuarantineLimit
-from tests.e2e.fingerprint import fingerprints, table_fingerprint
+from tests.e2e.fingerprint import assert_rerun_is_a_no_op, fingerprints, table_fingerprint
 
 pytestmark = pytest.mark.e2e
 PHASE_1 = get_phase(1)
@@ -81,20 +81,9 @@ def test_every_quarantined_row_names_entity_id_and_rule(migrated) -> None:
 
 
 def test_rerun_changes_nothing_and_adds_no_quarantine_duplicates(migrated, sandbox_dsn) -> None:
-    from tests.e2e.conftest import run_phase
-
     target, first, before = migrated
-    with connect(target) as conn:
-        quarantine_before = scalar(conn, "select count(*) from migration.quarantine")
-    second = run_phase(sandbox_dsn, target, PHASE_1, "phase1-second")
-    assert fingerprints(target) == before, "a rerun must leave every public table byte-identical"
-    with connect(target) as conn:
-        assert scalar(conn, "select count(*) from migration.quarantine") == quarantine_before
-        changed = conn.execute(
-            "select sum(inserted_rows), sum(updated_rows) from migration.checkpoints where run_id = %s",
-            (second.run_id,),
-        ).fetchone()
-        assert changed == (0, 0)
+    second = assert_rerun_is_a_no_op(sandbox_dsn, target, PHASE_1, "phase1-second")
+    assert fingerprints(target) == before, "identical to the first run's tables, too"
     assert reconciliation(target, second.run_id) == reconciliation(target, first.run_id)
 
 

@@ -23,13 +23,13 @@ from include.entities.phase3_communication import MESSAGES, RECORD_TARGETS
 from include.sandbox.content_types import content_type_id_offset
 from include.sandbox.generator import build_sandbox, sandbox_exists
 from migration_ops import local_env, reports, runs
-from migration_ops.db import connect, qualified, scalar
+from migration_ops.db import connect, qualified
 from migration_ops.errors import GateClosed
 from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 from migration_ops.runs import RunContext
 from migration_ops.settings import local_dir
 from tests.e2e.conftest import SCALE, SEED, run_phase
-from tests.e2e.fingerprint import table_fingerprint
+from tests.e2e.fingerprint import assert_rerun_is_a_no_op
 
 pytestmark = pytest.mark.e2e
 PHASE_3 = get_phase(3)
@@ -308,19 +308,7 @@ def test_attachments_and_comments_point_at_their_migrated_parents(migrated: Migr
 
 
 def test_rerun_changes_nothing_and_adds_no_quarantine_duplicates(migrated: Migrated) -> None:
-    before = {t: table_fingerprint(migrated.target, t) for t in PHASE_3_TABLES}
-    with connect(migrated.target) as conn:
-        quarantine_before = scalar(conn, "select count(*) from migration.quarantine")
-    second = run_phase(migrated.legacy, migrated.target, PHASE_3, "p3-second")
-    assert {t: table_fingerprint(migrated.target, t) for t in PHASE_3_TABLES} == before
-    with connect(migrated.target) as conn:
-        assert scalar(conn, "select count(*) from migration.quarantine") == quarantine_before
-        changed = conn.execute(
-            "select sum(inserted_rows), sum(updated_rows) from migration.checkpoints "
-            "where run_id = %s",
-            (second.run_id,),
-        ).fetchone()
-    assert changed == (0, 0)
+    assert_rerun_is_a_no_op(migrated.legacy, migrated.target, PHASE_3, "p3-second", PHASE_3_TABLES)
     runs.check_gate(migrated.target, get_phase(4))  # phase 3 validated: phase 4 may start
 
 

@@ -16,12 +16,12 @@ from psycopg import sql
 
 from include.entities import get_phase
 from migration_ops import local_env, runs
-from migration_ops.db import connect, qualified, scalar
+from migration_ops.db import connect, qualified
 from migration_ops.errors import GateClosed
 from migration_ops.local_storage import LocalStorageServer
 from migration_ops.runs import RunContext
 from tests.e2e.conftest import run_phase
-from tests.e2e.fingerprint import table_fingerprint
+from tests.e2e.fingerprint import assert_rerun_is_a_no_op
 
 pytestmark = pytest.mark.e2e
 PHASE_4 = get_phase(4)
@@ -191,16 +191,4 @@ def test_audit_trail_per_order_matches_the_legacy_events(migrated: Migrated) -> 
 
 
 def test_rerun_changes_nothing_and_adds_no_quarantine_duplicates(migrated: Migrated) -> None:
-    before = {t: table_fingerprint(migrated.target, t) for t in PHASE_4_TABLES}
-    with connect(migrated.target) as conn:
-        quarantine_before = scalar(conn, "select count(*) from migration.quarantine")
-    second = run_phase(migrated.legacy, migrated.target, PHASE_4, "p4-second")
-    assert {t: table_fingerprint(migrated.target, t) for t in PHASE_4_TABLES} == before
-    with connect(migrated.target) as conn:
-        assert scalar(conn, "select count(*) from migration.quarantine") == quarantine_before
-        changed = conn.execute(
-            "select sum(inserted_rows), sum(updated_rows) from migration.checkpoints "
-            "where run_id = %s",
-            (second.run_id,),
-        ).fetchone()
-    assert changed == (0, 0)
+    assert_rerun_is_a_no_op(migrated.legacy, migrated.target, PHASE_4, "p4-second", PHASE_4_TABLES)
