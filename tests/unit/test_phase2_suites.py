@@ -16,64 +16,16 @@ import pytest
 
 from include.entities import get_phase
 from include.entities.phase2_relationships import FILES, OFFICE_OWNERS, ORDERS
-from include.entities.spec import EntitySpec
 from migration_ops import pipeline, runs
 from migration_ops.db import connect
 from migration_ops.errors import ValidationFailed
 from migration_ops.validate import QuarantineLimit
+from tests.unit.suite_helpers import TEXT_COMPARING, expectations_of, referenced_columns
 from tests.unit.test_phase2_transform_sql import EXPECTED_QUARANTINE, prepare
-from tests.unit.test_suites import TEXT_COMPARING, expectations_of, gx_class, referenced_columns
 
 PHASE_2 = get_phase(2)
 ENTITIES = list(PHASE_2.entities)
 RULE = re.compile(r"^[a-z_]+\.[a-z][a-z0-9_]*$")
-
-
-# ---------------------------------------------------------------------------------------------
-# static
-# ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_suite_is_well_formed_and_valid_in_gx(entity: EntitySpec) -> None:
-    from great_expectations.expectations.expectation import ColumnMapExpectation
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
-
-    expectations = expectations_of(entity)
-    rules = [e["meta"]["rule"] for e in expectations]
-    assert len(rules) == len(set(rules)), "one rule name per expectation"
-    for expectation in expectations:
-        assert set(expectation) <= {"type", "kwargs", "meta"}
-        meta = expectation["meta"]
-        assert RULE.fullmatch(meta["rule"]) and meta["rule"].startswith(f"{entity.name}.")
-        assert isinstance(meta["why"], str) and len(meta["why"]) > 20
-        domain = ExpectationConfiguration(**expectation).to_domain_obj()
-        assert type(domain) is gx_class(expectation["type"])
-        if meta.get("row_level"):
-            assert issubclass(gx_class(expectation["type"]), ColumnMapExpectation)
-            assert "mostly" not in expectation["kwargs"], "a quarantine rule flags every row"
-
-
-@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_keys_are_guarded_by_suite_level_gates(entity: EntitySpec) -> None:
-    gates = {
-        (e["type"], e["kwargs"].get("column"))
-        for e in expectations_of(entity)
-        if not e["meta"].get("row_level")
-    }
-    for column in {entity.key, entity.conflict_key}:
-        assert ("expect_column_values_to_be_unique", column) in gates, "fan-out guard"
-        assert ("expect_column_values_to_not_be_null", column) in gates
-    assert ("expect_table_columns_to_match_set", None) in gates
-    queries = [
-        e["kwargs"]["unexpected_rows_query"]
-        for e in expectations_of(entity)
-        if e["type"] == "unexpected_rows_expectation"
-    ]
-    assert len(queries) == 1, "the dropped-row gate"
-    assert "left join {batch} as t" in queries[0]
-    assert f"staging.{entity.name}__{entity.primary_source.table}" in queries[0]
-    assert f"q.entity = '{entity.name}'" in queries[0]
 
 
 def test_every_expected_quarantine_rule_is_a_row_level_rule_of_its_suite() -> None:

@@ -515,8 +515,8 @@ def check_suites_against_transformed(
         covered: ``(entity, target column)`` pairs guarded by a resolution-case rule instead
             of a not-null expectation, with the helper column that guards them.
     """
-    from tests.unit.test_phase3_suites import expectations_of
-    from tests.unit.test_suites import TEXT_COMPARING, _columns, referenced_columns
+    from tests.unit.suite_helpers import TEXT_COMPARING, expectations_of, referenced_columns
+    from tests.unit.test_suites import _columns
 
     with connect(dsn) as conn:
         for entity in entities:

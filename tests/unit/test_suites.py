@@ -9,137 +9,30 @@ exactly the rows it should and every gate passes on clean rows.
 
 from __future__ import annotations
 
-import json
 import re
-import warnings
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from include.entities.phase1_core import OFFICES, ORDER_TYPES, PHASE_1, PROFILES
-from include.entities.spec import EntitySpec
 from migration_ops import pipeline, runs
 from migration_ops.db import connect
 from migration_ops.validate import QuarantineLimit
+from tests.unit.suite_helpers import (
+    TEXT_COMPARING,
+    expectations_of,
+    referenced_columns,
+)
 from tests.unit.test_transform_sql import load_staging, prepare_phase1, transform_all
 
-ROOT = Path(__file__).resolve().parents[2]
 ENTITIES = list(PHASE_1.entities)
-RULE = re.compile(r"^[a-z_]+\.[a-z][a-z0-9_]*$")
-#: Expectations that compare values as text: PostgreSQL has no enum = varchar operator, so
-#: GX (which binds its values as VARCHAR) can not evaluate them on enum columns.
-TEXT_COMPARING = re.compile(r"_(in_set|match_regex|match_like_pattern)(_list)?$")
 
 
-def suite_of(entity: EntitySpec) -> dict[str, Any]:
-    return json.loads((ROOT / "expectations" / entity.suite).read_text(encoding="utf-8"))
-
-
-def expectations_of(entity: EntitySpec) -> list[dict[str, Any]]:
-    return list(suite_of(entity)["expectations"])
-
-
-def gx_class(type_name: str) -> type:
-    warnings.filterwarnings("ignore", module="great_expectations")
-    import great_expectations.expectations as gxe
-
-    camel = "".join(part.capitalize() for part in type_name.split("_"))
-    found = getattr(gxe, camel, None)
-    assert isinstance(found, type), f"{type_name} is not an expectation of GX 1.24.1"
-    return found
-
-
-def referenced_columns(expectation: dict[str, Any]) -> set[str]:
-    kwargs = expectation["kwargs"]
-    columns = set()
-    for name in ("column", "column_A", "column_B"):
-        if name in kwargs:
-            columns.add(kwargs[name])
-    for name in ("column_list", "column_set"):
-        columns.update(kwargs.get(name) or ())
-    return columns
-
-
-# ---------------------------------------------------------------------------------------------
-# static
-# ---------------------------------------------------------------------------------------------
 def test_gx_version_is_the_pinned_one() -> None:
     import great_expectations as gx
 
     assert gx.__version__ == "1.24.1"
-
-
-@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_suite_is_well_formed(entity: EntitySpec) -> None:
-    suite = suite_of(entity)
-    assert suite["name"] == entity.name
-    assert suite["expectations"]
-    rules = [e["meta"]["rule"] for e in suite["expectations"]]
-    assert len(rules) == len(set(rules)), "one rule name per expectation"
-    for expectation in suite["expectations"]:
-        assert set(expectation) <= {"type", "kwargs", "meta"}
-        meta = expectation["meta"]
-        assert RULE.fullmatch(meta["rule"]) and meta["rule"].startswith(f"{entity.name}.")
-        assert isinstance(meta["why"], str) and len(meta["why"]) > 20
-        assert meta.get("row_level", False) in (True, False)
-
-
-@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_every_expectation_exists_in_gx_and_its_kwargs_validate(entity: EntitySpec) -> None:
-    import great_expectations as gx
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
-
-    for expectation in expectations_of(entity):
-        cls = gx_class(expectation["type"])
-        domain = ExpectationConfiguration(**expectation).to_domain_obj()  # pydantic validation
-        assert type(domain) is cls
-    # the whole suite loads the way the engine builds it
-    gx.get_context(mode="ephemeral")
-    suite = gx.ExpectationSuite(name=entity.name)
-    for expectation in expectations_of(entity):
-        suite.add_expectation(ExpectationConfiguration(**expectation).to_domain_obj())
-    assert len(suite.expectations) == len(expectations_of(entity))
-
-
-@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_row_level_rules_are_column_map_expectations(entity: EntitySpec) -> None:
-    from great_expectations.expectations.expectation import ColumnMapExpectation
-
-    row_level = [e for e in expectations_of(entity) if e["meta"].get("row_level")]
-    assert row_level, "every phase 1 entity has at least one quarantine rule"
-    for expectation in row_level:
-        assert issubclass(gx_class(expectation["type"]), ColumnMapExpectation), expectation["type"]
-        assert "mostly" not in expectation["kwargs"], "a quarantine rule must flag every row"
-
-
-@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_key_is_guarded_by_suite_level_gates(entity: EntitySpec) -> None:
-    gates = {
-        (e["type"], e["kwargs"].get("column"))
-        for e in expectations_of(entity)
-        if not e["meta"].get("row_level")
-    }
-    for column in {entity.key, entity.conflict_key}:
-        assert ("expect_column_values_to_be_unique", column) in gates, "fan-out guard"
-        assert ("expect_column_values_to_not_be_null", column) in gates
-    assert any(t == "expect_table_columns_to_match_set" for t, _ in gates)
-    assert any(t == "unexpected_rows_expectation" for t, _ in gates), "dropped-row guard"
-
-
-@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
-def test_unexpected_rows_queries_name_this_entity(entity: EntitySpec) -> None:
-    for expectation in expectations_of(entity):
-        if expectation["type"] == "unexpected_rows_expectation":
-            query = expectation["kwargs"]["unexpected_rows_query"]
-            # GX renders {batch} as "(select ...) AS subselect" unless the query has a JOIN;
-            # an alias after it would be a syntax error that GX reports as a plain failure.
-            assert "left join {batch} as t" in query
-            assert f"staging.{entity.name}__{entity.primary_source.table}" in query
-            assert f"q.entity = '{entity.name}'" in query
 
 
 # ---------------------------------------------------------------------------------------------
