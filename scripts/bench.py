@@ -137,6 +137,7 @@ def main() -> None:
     print(f"\npeak RSS of the migration process: {peak_mb:.0f} MB")
     print("rows/s = primary source rows / (extract+transform+validate+load) of the first load;")
     print("raw rows/s = all source-table rows of the entity / raw binary COPY seconds.")
+    print("The first entity's validate time includes importing Great Expectations (a few seconds).")
 
 
 if __name__ == "__main__":
