@@ -275,7 +275,7 @@ STEPS = (
 )
 
 
-def _steps(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
+def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
     """The entity's steps in order: an object copy goes between validate and load."""
     if entity.object_copy is None:
         return STEPS
@@ -361,15 +361,11 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         groups: dict[str, TaskGroup] = {}
         for entity in phase.ordered():
             with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
-                tasks = {
-                    name: step.override(task_id=name)(run, entity.name)
-                    for name, step in _steps(entity)
-                }
-                steps = list(tasks.values())
+                steps = [
+                    step.override(task_id=name)(run, entity.name) for name, step in steps_of(entity)
+                ]
                 for upstream, downstream in zip(steps, steps[1:], strict=False):
                     upstream >> downstream
-                # The load needs the validated rows whether or not objects are copied first.
-                tasks["validate"] >> tasks["load"]
             for parent in entity.parents:
                 if parent in groups:
                     groups[parent] >> group

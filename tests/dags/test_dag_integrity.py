@@ -76,12 +76,17 @@ def test_parse_time_is_small(dagbag) -> None:
 
 @pytest.mark.parametrize("phase", PHASES, ids=lambda p: p.dag_id)
 def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
+    from migration_ops.dag_factory import steps_of
+
     dag = dagbag.dags[phase.dag_id]
-    steps = ("extract", "transform", "validate", "load", "checkpoint")
     for entity in phase.entities:
-        ids = [f"{entity.name}.{step}" for step in steps]
+        names = [name for name, _ in steps_of(entity)]
+        assert names[:3] == ["extract", "transform", "validate"]
+        assert names[-2:] == ["load", "checkpoint"]
+        assert ("copy_objects" in names) == (entity.object_copy is not None)
+        ids = [f"{entity.name}.{name}" for name in names]
         for upstream, downstream in zip(ids, ids[1:], strict=False):
-            assert downstream in dag.get_task(upstream).downstream_task_ids
+            assert dag.get_task(upstream).downstream_task_ids == {downstream}, upstream
         for parent in entity.parents:
             assert (
                 f"{entity.name}.extract" in dag.get_task(f"{parent}.checkpoint").downstream_task_ids
