@@ -46,8 +46,8 @@ def raw_copy_seconds(legacy: str, scratch: str, entity: EntitySpec) -> float:
     """``psql | psql`` binary COPY of the entity's tables into bare UNLOGGED tables: the floor."""
     total = 0.0
     with connect(legacy) as src, connect(scratch) as dst:
-        for source in entity.sources:
-            table = sql.Identifier(f"raw_{entity.name}_{source.table}")
+        for number, source in enumerate(entity.sources):
+            table = sql.Identifier(f"raw_copy_{number}")
             columns = sql.SQL(", ").join(sql.Identifier(c) for c in source.columns)
             dst.execute(sql.SQL("drop table if exists {}").format(table))
             dst.execute(
@@ -99,7 +99,7 @@ def main() -> None:
         print(f"sandbox: reusing scale {args.scale}, seed {args.seed}")
 
     header = (
-        f"{'phase':<6}{'entity':<24}{'rows':>10}{'extract':>9}{'transf':>8}{'valid':>8}{'load':>8}"
+        f"{'phase':<6}{'entity':<32}{'rows':>10}{'extract':>9}{'transf':>8}{'valid':>8}{'load':>8}"
         f"{'total':>8}{'rows/s':>10}{'rerun s':>9}{'raw COPY s':>11}{'raw rows/s':>12}"
     )
     print(header)
@@ -128,7 +128,7 @@ def main() -> None:
                 source_rows = sum(extracted.values())
                 r, e, t, v, lo, tot = first[entity.name]
                 print(
-                    f"{phase.number:<6}{entity.name:<24}{r:>10,}{e:>9.2f}{t:>8.2f}{v:>8.2f}"
+                    f"{phase.number:<6}{entity.name:<32}{r:>10,}{e:>9.2f}{t:>8.2f}{v:>8.2f}"
                     f"{lo:>8.2f}{tot:>8.2f}{r / tot:>10,.0f}{total:>9.2f}{raw:>11.2f}"
                     f"{source_rows / raw:>12,.0f}"
                 )
