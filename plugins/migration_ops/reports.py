@@ -150,6 +150,9 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
         "",
         "## Validation (Great Expectations)",
         "",
+        "Pass `transformed`: every row, before quarantine; its row-level failures are the rows "
+        "quarantined below. Pass `validated`: the rows that were loaded; it must succeed.",
+        "",
         "| entity | pass | suite | success | expectations | failed |",
         "|---|---|---|---|---|---|",
         *(
