@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, storage, transform, validate
+from migration_ops.errors import database_errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
 from migration_ops.validate import QuarantineLimit
@@ -21,17 +22,19 @@ def extract_step(
     legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec
 ) -> dict[str, int]:
     """Stage the entity's legacy tables; the primary table's count is the entity's source_rows."""
-    counts = extract.extract_entity(legacy_dsn, target_dsn, entity)
-    runs.record_stage(
-        target_dsn, run, entity, "extracted", source_rows=counts[entity.primary_source.table]
-    )
+    with database_errors_without_values(entity.name, "extract"):
+        counts = extract.extract_entity(legacy_dsn, target_dsn, entity)
+        runs.record_stage(
+            target_dsn, run, entity, "extracted", source_rows=counts[entity.primary_source.table]
+        )
     return counts
 
 
 def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
     """Build the target-shaped rows in staging."""
-    rows = transform.run_transform(target_dsn, entity, run.settings())
-    runs.record_stage(target_dsn, run, entity, "transformed", transformed_rows=rows)
+    with database_errors_without_values(entity.name, "transform"):
+        rows = transform.run_transform(target_dsn, entity, run.settings())
+        runs.record_stage(target_dsn, run, entity, "transformed", transformed_rows=rows)
     return rows
 
 
@@ -40,7 +43,8 @@ def validate_step(
 ) -> dict[str, int]:
     """Run the entity's GX suite, quarantine failing rows, gate the load."""
     try:
-        outcome = validate.validate_entity(target_dsn, entity, run.run_id, limit=limit)
+        with database_errors_without_values(entity.name, "validate"):
+            outcome = validate.validate_entity(target_dsn, entity, run.run_id, limit=limit)
     except Exception:
         runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
         raise
@@ -65,7 +69,8 @@ def object_copy_step(
 ) -> dict[str, int]:
     """Copy the validated rows' bytes to Storage; quarantine rows whose source is missing."""
     try:
-        outcome = storage.copy_objects(target_dsn, entity, run.run_id, settings, limit=limit)
+        with database_errors_without_values(entity.name, "copy_objects"):
+            outcome = storage.copy_objects(target_dsn, entity, run.run_id, settings, limit=limit)
     except Exception:
         runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
         raise
@@ -77,7 +82,8 @@ def object_copy_step(
 
 def load_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Upsert the validated rows (the checkpoint is written inside the same transaction)."""
-    outcome = load.load_entity(target_dsn, entity, run.settings())
+    with database_errors_without_values(entity.name, "load"):
+        outcome = load.load_entity(target_dsn, entity, run.settings())
     return {
         "inserted_rows": outcome.inserted_rows,
         "updated_rows": outcome.updated_rows,
@@ -87,7 +93,8 @@ def load_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
 
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Reconcile the entity: source = loaded + merged + quarantined, or fail."""
-    return runs.reconcile(target_dsn, run, entity)
+    with database_errors_without_values(entity.name, "checkpoint"):
+        return runs.reconcile(target_dsn, run, entity)
 
 
 def run_entity(
