@@ -35,9 +35,9 @@ from include.transforms.phase3_codes import (
     MESSAGE_TYPES,
     PLAN_COMMENT_MESSAGE_TYPE,
 )
-from migration_ops import pipeline, runs
+from migration_ops import runs
 from migration_ops.db import connect, read_sql
-from migration_ops.validate import QuarantineLimit
+from tests.unit.staged_runs import run_phase_from_staging
 
 pytestmark = pytest.mark.e2e
 
@@ -239,20 +239,7 @@ def build(dsn: str, layout: dict[tuple[str, str], int]) -> None:
 
 def run_phase3(dsn: str, run_id: str) -> runs.RunContext:
     """The phase through the engine's steps (staging is filled by hand, not extracted)."""
-    run = runs.begin_run(dsn, PHASE_3, run_id, triggered_by="pytest", params={})
-    for entity in PHASE_3.ordered():
-        with connect(dsn) as conn:
-            staged = conn.execute(
-                f"select count(*) from staging.{entity.name}__{entity.primary_source.table}"
-            ).fetchone()
-        assert staged is not None
-        runs.record_stage(dsn, run, entity, "extracted", source_rows=staged[0])
-        pipeline.transform_step(dsn, run, entity)
-        pipeline.validate_step(dsn, run, entity, limit=QuarantineLimit(fraction=1.0))
-        pipeline.load_step(dsn, run, entity)
-        pipeline.checkpoint_step(dsn, run, entity)
-    runs.finish_run(dsn, run, PHASE_3)
-    return run
+    return run_phase_from_staging(dsn, PHASE_3, run_id)
 
 
 def quarantine(dsn: str, run_id: str) -> dict[str, set[tuple[int, str]]]:

@@ -18,9 +18,9 @@ import pytest
 from include.entities import get_phase
 from include.entities.phase4_workflow import PHASE_4
 from include.transforms.phase4_codes import ORDER_STATES, REF_STATE_ORDER_STATE
-from migration_ops import pipeline, runs
+from migration_ops import runs
 from migration_ops.db import connect
-from migration_ops.validate import QuarantineLimit
+from tests.unit.staged_runs import run_phase_from_staging
 from tests.unit.test_phase3_transforms import PHASE_2_STAND_IN
 
 pytestmark = pytest.mark.e2e
@@ -173,20 +173,8 @@ def build(dsn: str) -> None:
 
 
 def run_phase4(dsn: str, run_id: str) -> runs.RunContext:
-    run = runs.begin_run(dsn, PHASE_4, run_id, triggered_by="pytest", params={})
-    for entity in PHASE_4.ordered():
-        with connect(dsn) as conn:
-            staged = conn.execute(
-                f"select count(*) from staging.{entity.name}__{entity.primary_source.table}"
-            ).fetchone()
-        assert staged is not None
-        runs.record_stage(dsn, run, entity, "extracted", source_rows=staged[0])
-        pipeline.transform_step(dsn, run, entity)
-        pipeline.validate_step(dsn, run, entity, limit=QuarantineLimit(fraction=1.0))
-        pipeline.load_step(dsn, run, entity)
-        pipeline.checkpoint_step(dsn, run, entity)
-    runs.finish_run(dsn, run, PHASE_4)
-    return run
+    """The phase through the engine's steps (staging is filled by hand, not extracted)."""
+    return run_phase_from_staging(dsn, PHASE_4, run_id)
 
 
 @pytest.fixture(scope="module")
