@@ -321,33 +321,34 @@ def copy_objects(
         if settings.expected_objects is not None:
             scope = _load_scope(conn, entity, settings.expected_objects)
             scope_filter = sql.SQL(
-                "where exists (select 1 from {scope} as s where s.relative_path = v.{path})"
+                "and exists (select 1 from {scope} as s where s.relative_path = v.{path})"
             ).format(scope=scope, path=sql.Identifier(spec.source_path))
-        in_scope = 0
-        with (
-            ThreadPoolExecutor(max_workers=settings.workers) as pool,
-            conn.cursor(name=f"object_copy_{entity.name}") as rows,
-        ):
-            rows.execute(
-                sql.SQL(
-                    "select v.{key}, v.{path}, v.{object_key}, v.{content_type} "
-                    "from {validated} as v {scope_filter} order by v.{key}"
-                ).format(
-                    key=key,
-                    path=sql.Identifier(spec.source_path),
-                    object_key=sql.Identifier(spec.object_key),
-                    content_type=sql.Identifier(spec.content_type),
-                    validated=validated,
-                    scope_filter=scope_filter,
-                )
-            )
-            while batch := rows.fetchmany(BATCH_SIZE):
+        # One short transaction per batch (keyset paging on the legacy id), not one for the
+        # whole copy: a copy of a production media store takes hours, and an open transaction
+        # that long would hold back vacuum on the whole target.
+        conn.commit()
+        next_batch = sql.SQL(
+            "select v.{key}, v.{path}, v.{object_key}, v.{content_type} from {validated} as v "
+            "where v.{key} > %s {scope_filter} order by v.{key} limit %s"
+        ).format(
+            key=key,
+            path=sql.Identifier(spec.source_path),
+            object_key=sql.Identifier(spec.object_key),
+            content_type=sql.Identifier(spec.content_type),
+            validated=validated,
+            scope_filter=scope_filter,
+        )
+        in_scope, after = 0, -(2**63)
+        with ThreadPoolExecutor(max_workers=settings.workers) as pool:
+            while batch := conn.execute(next_batch, (after, BATCH_SIZE)).fetchall():
+                after = batch[-1][0]
                 in_scope += len(batch)
                 results = list(pool.map(copier.copy, batch))
                 with conn.cursor().copy(sql.SQL("copy {} from stdin").format(objects)) as copy:
                     for result in results:
                         counts[result[1]] += 1
                         copy.write_row(result)
+                conn.commit()
         total = conn.execute(sql.SQL("select count(*) from {}").format(validated)).fetchone()
         out_of_scope = int(total[0] if total else 0) - in_scope
     return _settle(target_dsn, entity, spec, run_id, settings, counts, out_of_scope, limit)
