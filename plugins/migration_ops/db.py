@@ -45,7 +45,6 @@ def run_sql_file(
     conn: psycopg.Connection[Any],
     relative_path: str,
     settings: Mapping[str, object] | None = None,
-    identifiers: Mapping[str, str] | None = None,
 ) -> None:
     """Run a (possibly multi-statement) SQL file in the connection's current transaction.
 
@@ -53,17 +52,10 @@ def run_sql_file(
         conn: an open connection; the caller owns the transaction.
         relative_path: path under ``include/sql``.
         settings: values made visible as ``current_setting('migration.<key>')``.
-        identifiers: ``{placeholder: name}`` pairs substituted as quoted identifiers
-            (``{target}`` → ``"public"."offices"``); a dotted name becomes a qualified one.
     """
     if settings:
         set_run_settings(conn, settings)
-    text = read_sql(relative_path)
-    if identifiers:
-        composed = sql.SQL(text).format(**{k: qualified(v) for k, v in identifiers.items()})
-        conn.execute(composed)
-    else:
-        conn.execute(text)
+    conn.execute(read_sql(relative_path))
 
 
 def qualified(name: str) -> sql.Identifier:

@@ -91,7 +91,6 @@ class ValidationOutcome:
     transformed_rows: int
     quarantined_rows: int
     validated_rows: int
-    rules_failed_before_quarantine: tuple[str, ...]
 
 
 def load_suite(entity: EntitySpec) -> dict[str, Any]:
@@ -342,5 +341,4 @@ def validate_entity(
         transformed_rows=transformed_rows,
         quarantined_rows=quarantined,
         validated_rows=validated_rows,
-        rules_failed_before_quarantine=tuple(o.rule for o in row_failures),
     )
