@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from include.entities import PHASES
 from migration_ops import local_env, runs
 from migration_ops.db import connect, scalar
 
@@ -48,6 +49,16 @@ def migrate_cli(
     )
 
 
+def asset_events(pg_socket: str, target_db: str) -> dict[str, int]:
+    """Asset events Airflow recorded in the metadata database of a migrate_cli run."""
+    with connect(local_env.dsn(pg_socket, f"{target_db}_airflow")) as conn:
+        rows = conn.execute(
+            "select a.uri, count(*) from asset_event as e join asset as a on a.id = e.asset_id "
+            "group by a.uri"
+        ).fetchall()
+    return {uri: int(n) for uri, n in rows}
+
+
 def test_migrate_runs_every_phase_through_airflow(
     tmp_path, pg_socket, sandbox_dsn, supabase_storage
 ) -> None:
@@ -55,8 +66,10 @@ def test_migrate_runs_every_phase_through_airflow(
     result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "balanced" in result.stdout
-    assert runs.latest_run_status(target, 1) == "validated"
-    assert list((tmp_path / "reports").glob("*/reconciliation.md"))
+    for phase in PHASES:
+        assert runs.latest_run_status(target, phase.number) == "validated", phase.dag_id
+    assert len(list((tmp_path / "reports").glob("*/reconciliation.md"))) == len(PHASES)
+    assert asset_events(pg_socket, "e2e_airflow_target") == {p.asset_uri: 1 for p in PHASES}
     with connect(target) as conn:
         assert (
             scalar(conn, "select count(*) from migration.audit_log where action = 'run_phase'") >= 1
@@ -74,4 +87,7 @@ def test_migrate_exits_non_zero_when_a_phase_fails(tmp_path, pg_socket, make_db)
     )
     assert result.returncode != 0
     assert "did not validate" in result.stderr
+    assert asset_events(pg_socket, target.split("/")[-1].split("?")[0]) == {}, (
+        "a failed phase must not emit its Asset (it would schedule the next phase)"
+    )
     assert runs.latest_run_status(target, 1) == "failed", "record_failure must mark the run failed"
