@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include.entities.spec import EntitySpec, PhaseSpec, Rollback, SourceTable
+from include.entities.spec import DirectColumn, EntitySpec, PhaseSpec, Rollback, SourceTable
 
 OFFICES = EntitySpec(
     name="offices",
@@ -45,7 +45,6 @@ PROFILES = EntitySpec(
             "auth_user",
             (
                 "id",
-                "password",
                 "last_login",
                 "is_superuser",
                 "username",
@@ -77,6 +76,8 @@ PROFILES = EntitySpec(
             ),
         ),
     ),
+    # auth_user.password never rests in staging: it goes straight into the target at load.
+    direct_columns=(DirectColumn("auth_user", "id", "password", "password_hash"),),
     transform_sql="transform/profiles.sql",
     suite="profiles.json",
     target_table="public.profiles",
@@ -111,6 +112,7 @@ PHASE_1 = PhaseSpec(
         "target/000_supabase_compat.sql",
         "target/010_migration_schema.sql",
         "target/020_backups.sql",
+        "target/030_run_integrity.sql",
         "target/100_phase1_core.sql",
     ),
 )

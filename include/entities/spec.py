@@ -105,6 +105,27 @@ class ObjectCopySpec:
 
 
 @dataclass(frozen=True)
+class DirectColumn:
+    """A legacy column that never rests in staging: streamed into the target at load.
+
+    For credentials (``auth_user.password``): a staged copy would sit in the target's
+    ``staging`` schema between tasks. The load reads it from a read-only legacy session into a
+    temporary table dropped at commit and updates the target rows by legacy id.
+
+    Attributes:
+        legacy_table: legacy table holding the value.
+        legacy_key: its id column, matched against the entity's ``key``.
+        legacy_column: the legacy column.
+        target_column: the target column it fills.
+    """
+
+    legacy_table: str
+    legacy_key: str
+    legacy_column: str
+    target_column: str
+
+
+@dataclass(frozen=True)
 class Rollback:
     """How a rollback of the entity's phase removes what the entity loaded.
 
@@ -155,6 +176,8 @@ class EntitySpec:
             :class:`TextRepair` and :mod:`include.transforms.text_repair`).
         object_copy: bytes copied to Supabase Storage by an extra step between validate and
             load (see :class:`ObjectCopySpec`).
+        direct_columns: target columns filled straight from legacy at load, never staged
+            (see :class:`DirectColumn`).
     """
 
     name: str
@@ -173,6 +196,7 @@ class EntitySpec:
     generic_relations: tuple[GenericRelation, ...] = ()
     text_repair: tuple[TextRepair, ...] = ()
     object_copy: ObjectCopySpec | None = None
+    direct_columns: tuple[DirectColumn, ...] = ()
 
     @property
     def conflict_key(self) -> str:

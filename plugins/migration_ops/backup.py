@@ -64,7 +64,11 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
 #: Airflow connection (type aws) used when backups go to S3.
 S3_CONN_ID = "backup_s3"
 #: Manifest DDL, applied before every backup: a backup may run before any phase did.
-MANIFEST_SQL = ("target/010_migration_schema.sql", "target/020_backups.sql")
+MANIFEST_SQL = (
+    "target/010_migration_schema.sql",
+    "target/020_backups.sql",
+    "target/030_run_integrity.sql",
+)
 #: The archive entry that creates schema public (``<id>; <oid> <oid> SCHEMA - public <owner>``).
 PUBLIC_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - public ")
 #: Entity name used in errors raised here.

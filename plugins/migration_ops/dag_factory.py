@@ -2,11 +2,11 @@
 
 Shape of every phase DAG::
 
-    gate (phase ≥ 2) → backup (dump → verify) → begin
+    gate (phase ≥ 2) → backup (dump → verify) → begin → extract (one legacy snapshot)
         → [entity task groups in dependency order] → publish ⇒ Asset
-                                                   ↘ record_failure (on any failure)
+                                                   ↘ record_failure (unless published)
 
-Each entity task group is ``extract → transform → validate → load → checkpoint``, with
+Each entity task group is ``transform → validate → load → checkpoint``, with
 ``copy_objects`` between validate and load for an entity whose spec copies bytes to Storage
 (files). A child entity's group starts after its parents' groups (foreign keys resolve to loaded
 rows). ``publish`` emits the phase's Asset only when every entity reconciled, which is
@@ -185,15 +185,17 @@ def backup_group(
 
 
 @task
-def extract(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+def extract(run: dict[str, Any], phase_number: int) -> dict[str, int]:
     """#### Extract
 
-    Binary COPY of the entity's legacy tables into staging (read-only snapshot).
+    Binary COPY of every legacy table the phase's entities read, into staging, all from one
+    read-only snapshot (exported once, imported by parallel sessions); the run records the
+    snapshot's time. Each entity's staging is claimed for this run.
     """
     from migration_ops.pipeline import extract_step
 
     legacy, target = _dsns()
-    return extract_step(legacy, target, _run(run), get_entity(entity_name))
+    return extract_step(legacy, target, _run(run), get_phase(phase_number).ordered())
 
 
 @task
@@ -252,7 +254,8 @@ def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """
     from migration_ops.pipeline import load_step
 
-    return load_step(_dsns()[1], _run(run), get_entity(entity_name))
+    legacy, target = _dsns()
+    return load_step(target, _run(run), get_entity(entity_name), legacy_dsn=legacy)
 
 
 @task
@@ -266,8 +269,8 @@ def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     return checkpoint_step(_dsns()[1], _run(run), get_entity(entity_name))
 
 
+#: An entity's steps after the phase's extract.
 STEPS = (
-    ("extract", extract),
     ("transform", transform),
     ("validate", validate),
     ("load", load),
@@ -283,22 +286,31 @@ def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
     return (*STEPS[:at], ("copy_objects", copy_objects), *STEPS[at:])
 
 
-@task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
 def record_failure() -> None:
     """#### Record failure
 
-    Mark the run failed and write its report, so the gate stays closed.
+    After everything else has finished: unless `publish` succeeded, mark the run failed and
+    write its report, so the gate stays closed and status, reports and Asset agree (no Asset
+    is emitted without a successful `publish`); then fail, so the DAG run shows failed.
+    Skipped when the run validated.
 
     Derives the run id from the context rather than from ``begin``'s XCom, so it also
     works when ``begin`` itself never ran.
     """
+    from airflow.exceptions import AirflowFailException, AirflowSkipException
+
     from migration_ops import reports, runs
 
     context = get_current_context()
+    if context["ti"].xcom_pull(task_ids="publish") is not None:
+        raise AirflowSkipException("the run validated and published its Asset")
     run_id = f"{context['dag'].dag_id}__{context['run_id']}"
     target = _dsns()[1]
-    if runs.mark_failed(target, run_id):
-        reports.write(target, run_id)
+    report = reports.write(target, run_id) if runs.mark_failed(target, run_id) else None
+    raise AirflowFailException(
+        f"run {run_id} failed" + (f"; report: {report}" if report else " before it began")
+    )
 
 
 def _publish(phase: PhaseSpec) -> Any:
@@ -306,13 +318,20 @@ def _publish(phase: PhaseSpec) -> Any:
     def publish(run: dict[str, Any]) -> str:
         """#### Publish
 
-        Mark the run validated, write the reports, emit the phase's Asset.
+        Mark the run validated, write the reports, emit the phase's Asset. If writing the
+        reports fails, the run is marked failed again before the task fails: the status never
+        says validated while no Asset was emitted.
         """
         from migration_ops import reports, runs
 
         target = _dsns()[1]
-        runs.finish_run(target, _run(run), get_phase(run["phase"]))
-        return str(reports.write(target, run["run_id"]))
+        context = _run(run)
+        runs.finish_run(target, context, get_phase(run["phase"]))
+        try:
+            return str(reports.write(target, run["run_id"]))
+        except Exception:
+            runs.mark_failed(target, run["run_id"])
+            raise
 
     return publish
 
@@ -353,11 +372,12 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         tags=["migration", f"phase-{phase.number}", phase.name],
         doc_md=_doc(phase),
     ) as dag:
-        run = begin(phase.number)
+        run: Any = begin(phase.number)
         backup = backup_group(f"before phase {phase.number}", phase.number)
         backup >> run
         if phase.number > 1:
             gate(phase.number) >> [backup, run]
+        staged: Any = extract.override(task_id="extract")(run, phase.number)
         groups: dict[str, TaskGroup] = {}
         for entity in phase.ordered():
             with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
@@ -366,11 +386,12 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
                 ]
                 for upstream, downstream in zip(steps, steps[1:], strict=False):
                     upstream >> downstream
+            staged >> group
             for parent in entity.parents:
                 if parent in groups:
                     groups[parent] >> group
             groups[entity.name] = group
-        done = list(groups.values())
-        done >> _publish(phase)(run)
-        done >> record_failure()
+        published = _publish(phase)(run)
+        list(groups.values()) >> published
+        [staged, *groups.values(), published] >> record_failure()
     return dag

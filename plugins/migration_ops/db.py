@@ -26,6 +26,20 @@ def connect(
     return psycopg.connect(dsn, autocommit=autocommit, application_name=application_name)
 
 
+def connect_legacy(dsn: str, *, application_name: str) -> psycopg.Connection[Any]:
+    """The one way this project opens the legacy database: read only, repeatable read.
+
+    ``default_transaction_read_only`` is set for the whole session as well as on the
+    transaction, so no statement through this connection can write, autocommit or not.
+    """
+    conn = psycopg.connect(
+        dsn, application_name=application_name, options="-c default_transaction_read_only=on"
+    )
+    conn.read_only = True
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    return conn
+
+
 @cache
 def read_sql(relative_path: str) -> str:
     """Return the text of ``include/sql/<relative_path>``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,34 +31,98 @@ class GateClosed(Exception):
     """A phase was asked to run before the phase it depends on has validated."""
 
 
-@contextmanager
-def database_errors_without_values(entity: str, step: str) -> Iterator[None]:
-    """Re-raise database errors of a step without the values PostgreSQL puts in them.
+class TransientStepError(Exception):
+    """A step failed for a reason a retry may heal (network, timeout, a 5xx); value-free.
 
-    A constraint violation's detail reads "Failing row contains (...)" and a failed cast
-    quotes its input: legacy values, possibly PHI, that would land in the task log. Such
-    errors become a :class:`MigrationError` naming the entity, the step, the SQLSTATE and the
-    table, column and constraint; the original is suppressed (the server log has it).
-    Connection-level errors (a killed backend, a restarted server) pass through unchanged:
-    they carry no row values and a retry may heal them.
+    Not a :class:`MigrationError`, so the DAGs' retry policy retries it.
+    """
+
+
+#: Exception classes (by qualified name) of HTTP clients that mean "try again later".
+_TRANSIENT_HTTP = ("httpx.TransportError", "requests.exceptions.ConnectionError")
+
+
+def _where(exc: BaseException) -> str:
+    """File, line and function where the error was raised: code locations, never values."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
+
+
+def _kind(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
+    if names & set(_TRANSIENT_HTTP):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(status, int) and status >= 500
+
+
+def database_error(entity: str, step: str, exc: psycopg.Error) -> MigrationError:
+    """A psycopg error as a :class:`MigrationError` naming SQLSTATE, table, column, constraint."""
+    diag = exc.diag
+    where = ", ".join(
+        f"{label} {value}"
+        for label, value in (
+            ("table", diag.table_name),
+            ("column", diag.column_name),
+            ("constraint", diag.constraint_name),
+        )
+        if value
+    )
+    message = f"{step} failed in the database (SQLSTATE {diag.sqlstate}"
+    message += f"; {where})" if where else ")"
+    return MigrationError(entity, message + "; values withheld", rule=f"database.{diag.sqlstate}")
+
+
+def without_values(entity: str, step: str, exc: Exception) -> Exception:
+    """The value-free error that stands for ``exc`` in logs, XCom and the task's failure.
+
+    Errors of this project (:class:`MigrationError`, :class:`GateClosed`) are value-free by
+    construction and pass unchanged, as do connection-level database errors (a killed backend,
+    a restarted server: no row values, and a retry may heal them). Anything else (a database
+    error quoting a failing row, a Great Expectations or SQLAlchemy error quoting a query or a
+    sample, an HTTP error quoting an object key made of a legacy file name) is replaced by its
+    kind, where it was raised and, for HTTP, the status code.
+    """
+    if isinstance(exc, MigrationError | GateClosed | TransientStepError | psycopg.OperationalError):
+        return exc
+    original = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    if isinstance(original, psycopg.OperationalError):
+        return TransientStepError(
+            f"[{entity}] {step}: database connection lost ({_kind(original)})"
+        )
+    if isinstance(original, psycopg.Error):
+        return database_error(entity, step, original)
+    if isinstance(exc, psycopg.Error):
+        return database_error(entity, step, exc)
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    detail = f"{step} failed: {_kind(exc)}{_where(exc)}"
+    if isinstance(status, int):
+        detail += f" (HTTP {status})"
+    detail += "; values withheld"
+    if _is_transient(exc):
+        return TransientStepError(f"[{entity}] {detail}")
+    return MigrationError(entity, detail, rule=f"{step}.error")
+
+
+@contextmanager
+def errors_without_values(entity: str, step: str) -> Iterator[None]:
+    """Re-raise whatever a step raises as its value-free form (see :func:`without_values`).
+
+    The original is suppressed (``from None``): its message may quote legacy values, possibly
+    PHI, which must not reach the task log. The database server's own log keeps the detail of
+    database errors; the kind and code location are in the message for the rest.
     """
     try:
         yield
-    except psycopg.OperationalError:
-        raise
-    except psycopg.Error as exc:
-        diag = exc.diag
-        where = ", ".join(
-            f"{label} {value}"
-            for label, value in (
-                ("table", diag.table_name),
-                ("column", diag.column_name),
-                ("constraint", diag.constraint_name),
-            )
-            if value
-        )
-        message = f"{step} failed in the database (SQLSTATE {diag.sqlstate}"
-        message += f"; {where})" if where else ")"
-        raise MigrationError(
-            entity, message + "; values withheld", rule=f"database.{diag.sqlstate}"
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - every kind must leave without values
+        replacement = without_values(entity, step, exc)
+        if replacement is exc:
+            raise
+        raise replacement from None

@@ -1,20 +1,29 @@
-"""Extract step: stream an entity's legacy tables into staging with binary COPY.
+"""Extract step: stream a phase's legacy tables into staging with binary COPY, one snapshot.
 
-The legacy side is only ever read, in a READ ONLY, REPEATABLE READ transaction, so all the
-tables of one entity come from one consistent snapshot. Rows pass through this process as
-opaque COPY chunks (constant memory, no per-row Python work) into UNLOGGED staging tables
-whose column types are copied from the legacy catalog, which keeps binary COPY exact.
+The legacy side is only ever read, in READ ONLY, REPEATABLE READ transactions. One of them
+exports its snapshot (``pg_export_snapshot``) and stays open while worker sessions import it
+(``SET TRANSACTION SNAPSHOT``), so every table of every entity of the phase is read as of the
+same instant: on a legacy database that keeps writing, a child never references a parent the
+parent's read did not see. Rows pass through this process as opaque COPY chunks (constant
+memory, no per-row Python work) into UNLOGGED staging tables whose column types are copied from
+the legacy catalog, which keeps binary COPY exact. Each entity's staging is claimed for the run
+(:mod:`migration_ops.staging`) in the transaction that fills it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec, SourceTable
-from migration_ops.db import connect, qualified, scalar
+from migration_ops import staging
+from migration_ops.db import connect, connect_legacy, qualified, scalar
 from migration_ops.errors import SchemaDriftError
 from migration_ops.settings import LEGACY_SCHEMA
 
@@ -52,55 +61,117 @@ def legacy_column_types(
     return [(column, found[column]) for column in source.columns]
 
 
-def extract_entity(legacy_dsn: str, target_dsn: str, entity: EntitySpec) -> dict[str, int]:
-    """Copy every source table of ``entity`` into ``staging.<entity>__<table>``.
+@dataclass(frozen=True)
+class LegacySnapshot:
+    """The legacy snapshot a phase run reads.
 
-    Rerunnable: each staging table is dropped and recreated inside the target transaction,
-    so a killed and retried extract leaves either the old complete copy or the new one.
+    Attributes:
+        snapshot_id: what ``pg_export_snapshot`` returned; valid while its exporter is open.
+        taken_at: start of the statement that took it: every commit before it is visible.
+        txid_snapshot: ``pg_current_snapshot()`` as text (xmin:xmax:xip), which tells exactly
+            which transactions it saw (what a later incremental run must look back for).
+    """
+
+    snapshot_id: str
+    taken_at: datetime
+    txid_snapshot: str
+
+
+@dataclass(frozen=True)
+class PhaseExtract:
+    """What one phase extract staged: its snapshot and rows copied per entity and table."""
+
+    snapshot: LegacySnapshot
+    counts: dict[str, dict[str, int]]
+
+
+def extract_entities(
+    legacy_dsn: str,
+    target_dsn: str,
+    run_id: str,
+    entities: Sequence[EntitySpec],
+    *,
+    workers: int = 2,
+) -> PhaseExtract:
+    """Stage every source table of ``entities`` from one legacy snapshot.
+
+    Rerunnable: each entity's staging is claimed, emptied and refilled in one target
+    transaction, so a killed and retried extract leaves either the old complete copy or the
+    new one, never a mix.
+    """
+    with connect_legacy(legacy_dsn, application_name="migration:extract:snapshot") as exporter:
+        row = exporter.execute(
+            "select pg_export_snapshot(), statement_timestamp(), pg_current_snapshot()::text"
+        ).fetchone()
+        assert row is not None
+        snapshot = LegacySnapshot(str(row[0]), row[1], str(row[2]))
+        # The exporting transaction stays open until every worker has read its tables.
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entities)))) as pool:
+            futures = {
+                entity.name: pool.submit(
+                    stage_entity, legacy_dsn, target_dsn, run_id, entity, snapshot
+                )
+                for entity in entities
+            }
+            counts = {name: future.result() for name, future in futures.items()}
+    return PhaseExtract(snapshot, counts)
+
+
+def stage_entity(
+    legacy_dsn: str, target_dsn: str, run_id: str, entity: EntitySpec, snapshot: LegacySnapshot
+) -> dict[str, int]:
+    """Copy every source table of ``entity`` into ``staging.<entity>__<table>``, in ``snapshot``.
 
     Returns:
         Rows copied per legacy table.
     """
     counts: dict[str, int] = {}
     with (
-        connect(legacy_dsn, application_name=f"migration:extract:{entity.name}") as source_conn,
-        connect(target_dsn, application_name=f"migration:extract:{entity.name}") as target_conn,
+        connect_legacy(legacy_dsn, application_name=f"migration:extract:{entity.name}") as source,
+        connect(target_dsn, application_name=f"migration:extract:{entity.name}") as target,
     ):
-        source_conn.read_only = True
-        source_conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        target_conn.execute("create schema if not exists staging")
-        for source in entity.sources:
-            columns = legacy_column_types(source_conn, entity.name, source)
-            staging = qualified(entity.staging_table(source.table))
-            target_conn.execute(sql.SQL("drop table if exists {}").format(staging))
-            target_conn.execute(
-                sql.SQL("create unlogged table {} ({})").format(
-                    staging,
-                    sql.SQL(", ").join(
-                        # The type text comes from the legacy catalog (format_type), not from data.
-                        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
-                        for name, pg_type in columns
-                    ),
-                )
-            )
-            column_list = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
-            copy_out = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
-                column_list, sql.Identifier(LEGACY_SCHEMA, source.table)
-            )
-            copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(
-                staging, column_list
-            )
-            with (
-                source_conn.cursor() as reader,
-                target_conn.cursor() as writer,
-                reader.copy(copy_out) as outgoing,
-                writer.copy(copy_in) as incoming,
-            ):
-                for chunk in outgoing:
-                    incoming.write(chunk)
-            # COPY FROM reports no row count for binary input: count what actually landed.
-            counts[source.table] = int(
-                scalar(target_conn, sql.SQL("select count(*) from {}").format(staging))
-            )
-            target_conn.execute(sql.SQL("analyze {}").format(staging))
+        # Must be the first statement of the legacy transaction.
+        source.execute(
+            sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot.snapshot_id))
+        )
+        staging.claim(target, run_id, entity, snapshot.taken_at)
+        for table in entity.sources:
+            counts[table.table] = _copy_table(source, target, entity, table)
     return counts
+
+
+def _copy_table(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    entity: EntitySpec,
+    table: SourceTable,
+) -> int:
+    columns = legacy_column_types(source, entity.name, table)
+    staged = qualified(entity.staging_table(table.table))
+    target.execute(
+        sql.SQL("create unlogged table {} ({})").format(
+            staged,
+            sql.SQL(", ").join(
+                # The type text comes from the legacy catalog (format_type), not from data.
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type))
+                for name, pg_type in columns
+            ),
+        )
+    )
+    column_list = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+    copy_out = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
+        column_list, sql.Identifier(LEGACY_SCHEMA, table.table)
+    )
+    copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(staged, column_list)
+    with (
+        source.cursor() as reader,
+        target.cursor() as writer,
+        reader.copy(copy_out) as outgoing,
+        writer.copy(copy_in) as incoming,
+    ):
+        for chunk in outgoing:
+            incoming.write(chunk)
+    # COPY FROM reports no row count for binary input: count what actually landed.
+    rows = int(scalar(target, sql.SQL("select count(*) from {}").format(staged)))
+    target.execute(sql.SQL("analyze {}").format(staged))
+    return rows

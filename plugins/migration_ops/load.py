@@ -1,7 +1,8 @@
 """Load step: one transactional, set-based upsert per entity, keyed by the legacy id.
 
-Everything of one entity's load happens in one transaction: the upsert, the post-load SQL
-(e.g. resolving a self-reference) and the ``loaded`` checkpoint. A task killed half-way
+Everything of one entity's load happens in one transaction: the upsert, the direct columns,
+the post-load SQL (e.g. resolving a self-reference), the run's quarantine decisions and the
+``loaded`` checkpoint. A task killed half-way
 leaves nothing behind; its retry starts from the same staged rows and converges.
 """
 
@@ -14,8 +15,11 @@ import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops.db import connect, qualified, read_sql, run_sql_file, scalar
+from migration_ops import quarantine, runs, staging
+from migration_ops.db import connect, connect_legacy, qualified, read_sql, run_sql_file, scalar
 from migration_ops.errors import MigrationError
+from migration_ops.runs import RunContext
+from migration_ops.settings import LEGACY_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -63,62 +67,30 @@ def loadable_columns(conn: psycopg.Connection[Any], entity: EntitySpec) -> list[
 def load_entity(
     target_dsn: str,
     entity: EntitySpec,
-    run_settings: dict[str, object],
+    run: RunContext,
     *,
+    legacy_dsn: str | None = None,
     lock_timeout: str = "5min",
 ) -> LoadOutcome:
     """Upsert ``staging.<entity>__validated`` into the target, then run the post-load SQL.
 
-    The checkpoint row is written in the same transaction, so "loaded" in
-    ``migration.checkpoints`` is true exactly when the rows are in the target.
+    In the same transaction: the run and staging-owner checks (the owner row stays locked, so
+    no extract of another run can replace the staging under the load), the direct columns, the
+    run's quarantine decisions and the ``loaded`` checkpoint. So "loaded" in
+    ``migration.checkpoints`` and the quarantine history are true exactly when the rows are in
+    the target.
     """
-    run_id = str(run_settings["run_id"])
     with connect(target_dsn, application_name=f"migration:load:{entity.name}") as conn:
         conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(lock_timeout)))
-        columns = loadable_columns(conn, entity)
-        ident = [sql.Identifier(c) for c in columns]
-        statement = sql.SQL(read_sql("load/upsert.sql")).format(
-            validated=qualified(entity.staging_table("validated")),
-            target=qualified(entity.target_table),
-            conflict_key=sql.Identifier(entity.conflict_key),
-            columns=sql.SQL(", ").join(ident),
-            source_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
-            target_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
-            assignments=sql.SQL(", ").join(
-                sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
-                for c in columns
-                if c != entity.conflict_key
-            ),
-        )
-        row = conn.execute(statement).fetchone()
-        assert row is not None
-        inserted, updated = int(row[0]), int(row[1])
+        runs.require_running(conn, run, entity=entity.name)
+        staging.require_owner(conn, run.run_id, entity, lock=True)
+        inserted, updated = _upsert(conn, entity)
+        if entity.direct_columns:
+            _copy_direct_columns(conn, entity, legacy_dsn)
         for path in entity.post_load_sql:
-            run_sql_file(conn, path, settings=run_settings)
-        validated_rows = int(
-            scalar(
-                conn,
-                sql.SQL("select count(*) from {}").format(
-                    qualified(entity.staging_table("validated"))
-                ),
-            )
-        )
-        present = scalar(
-            conn,
-            sql.SQL(
-                "select count(*) from {validated} as s join {target} as t on t.{key} = s.{key}"
-            ).format(
-                validated=qualified(entity.staging_table("validated")),
-                target=qualified(entity.target_table),
-                key=sql.Identifier(entity.conflict_key),
-            ),
-        )
-        if present != validated_rows:
-            raise MigrationError(
-                entity.name,
-                f"after the upsert {present} of {validated_rows} validated rows are in the target",
-            )
-        outcome = LoadOutcome(validated_rows, inserted, updated)
+            run_sql_file(conn, path, settings=run.settings())
+        outcome = LoadOutcome(_validated_rows_present(conn, entity), inserted, updated)
+        quarantine.record(conn, entity, run.run_id)
         conn.execute(
             """
             update migration.checkpoints
@@ -131,8 +103,101 @@ def load_entity(
                 inserted,
                 updated,
                 outcome.unchanged_rows,
-                run_id,
+                run.run_id,
                 entity.name,
             ),
         )
     return outcome
+
+
+def _upsert(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:
+    """``load/upsert.sql`` for the entity's staged columns; returns (inserted, updated)."""
+    columns = loadable_columns(conn, entity)
+    ident = [sql.Identifier(c) for c in columns]
+    statement = sql.SQL(read_sql("load/upsert.sql")).format(
+        validated=qualified(entity.staging_table("validated")),
+        target=qualified(entity.target_table),
+        conflict_key=sql.Identifier(entity.conflict_key),
+        columns=sql.SQL(", ").join(ident),
+        source_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
+        target_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
+            for c in columns
+            if c != entity.conflict_key
+        ),
+    )
+    row = conn.execute(statement).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _validated_rows_present(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
+    """Count the validated rows and prove every one of them is in the target.
+
+    Raises:
+        MigrationError: some validated rows are not in the target after the upsert.
+    """
+    validated = qualified(entity.staging_table("validated"))
+    validated_rows = int(scalar(conn, sql.SQL("select count(*) from {}").format(validated)))
+    present = scalar(
+        conn,
+        sql.SQL(
+            "select count(*) from {validated} as s join {target} as t on t.{key} = s.{key}"
+        ).format(
+            validated=validated,
+            target=qualified(entity.target_table),
+            key=sql.Identifier(entity.conflict_key),
+        ),
+    )
+    if present != validated_rows:
+        raise MigrationError(
+            entity.name,
+            f"after the upsert {present} of {validated_rows} validated rows are in the target",
+        )
+    return validated_rows
+
+
+def _copy_direct_columns(
+    conn: psycopg.Connection[Any], entity: EntitySpec, legacy_dsn: str | None
+) -> None:
+    """Fill the entity's direct columns straight from legacy, through a temporary table.
+
+    The values (credentials) never rest in staging: they stream from a read-only legacy session
+    into a temporary table dropped at commit, and one UPDATE writes the changed ones. They are
+    read at load time, not from the phase's snapshot: a password changed since is simply newer.
+
+    Raises:
+        MigrationError: no legacy DSN was given for an entity that needs one.
+    """
+    if legacy_dsn is None:
+        raise MigrationError(entity.name, "direct columns need the legacy connection")
+    with connect_legacy(legacy_dsn, application_name=f"migration:load:{entity.name}") as source:
+        for direct in entity.direct_columns:
+            conn.execute(
+                "create temporary table direct_values (legacy_id bigint, value text) on commit drop"
+            )
+            copy_out = sql.SQL(
+                "copy (select {key}::bigint, {column}::text from {table}) to stdout (format binary)"
+            ).format(
+                key=sql.Identifier(direct.legacy_key),
+                column=sql.Identifier(direct.legacy_column),
+                table=sql.Identifier(LEGACY_SCHEMA, direct.legacy_table),
+            )
+            with (
+                source.cursor().copy(copy_out) as outgoing,
+                conn.cursor().copy("copy direct_values from stdin (format binary)") as incoming,
+            ):
+                for chunk in outgoing:
+                    incoming.write(chunk)
+            conn.execute(
+                sql.SQL(
+                    "update {target} as t set {column} = d.value from direct_values as d "
+                    "where t.{key} = d.legacy_id and t.{column} is distinct from d.value"
+                ).format(
+                    target=qualified(entity.target_table),
+                    column=sql.Identifier(direct.target_column),
+                    key=sql.Identifier(entity.key),
+                )
+            )
+            conn.execute("drop table direct_values")

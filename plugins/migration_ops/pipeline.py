@@ -1,38 +1,74 @@
 """The per-entity data path, one function per DAG task.
 
-Extract → transform → validate → load → checkpoint.
+Extract (the whole phase, one legacy snapshot) → per entity: transform → validate → load →
+checkpoint.
 
 An entity whose spec has an object copy gets one more step between validate and load. Each
-function takes plain values (DSNs, a :class:`RunContext`, an entity spec), does its
-work in the databases, records its checkpoint and returns counts. They know nothing about
-Airflow, so the DAG factory wires them and tests can call them directly.
+function takes plain values (DSNs, a :class:`RunContext`, entity specs), does its work in the
+databases, records its checkpoint and returns counts. They know nothing about Airflow, so the
+DAG factory wires them and tests can call them directly.
+
+Every step after extract first checks that its run is still running and that the entity's
+staging belongs to it (:func:`guard`); every step's errors leave it value-free
+(:func:`~migration_ops.errors.errors_without_values`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from include.entities.spec import EntitySpec
-from migration_ops import extract, load, runs, storage, transform, validate
-from migration_ops.errors import database_errors_without_values
+from migration_ops import extract, load, runs, staging, storage, transform, validate
+from migration_ops.db import connect
+from migration_ops.errors import errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
 from migration_ops.validate import QuarantineLimit
 
 
+def guard(target_dsn: str, run: RunContext, entity: EntitySpec) -> None:
+    """Refuse to work for a run that is over, or on staging another run filled."""
+    with connect(target_dsn, application_name=f"migration:guard:{entity.name}") as conn:
+        runs.require_running(conn, run, entity=entity.name)
+        staging.require_owner(conn, run.run_id, entity)
+
+
 def extract_step(
-    legacy_dsn: str, target_dsn: str, run: RunContext, entity: EntitySpec
+    legacy_dsn: str,
+    target_dsn: str,
+    run: RunContext,
+    entities: Sequence[EntitySpec],
+    *,
+    workers: int = 2,
 ) -> dict[str, int]:
-    """Stage the entity's legacy tables; the primary table's count is the entity's source_rows."""
-    with database_errors_without_values(entity.name, "extract"):
-        counts = extract.extract_entity(legacy_dsn, target_dsn, entity)
-        runs.record_stage(
-            target_dsn, run, entity, "extracted", source_rows=counts[entity.primary_source.table]
+    """Stage the entities' legacy tables from one snapshot; record it and each source_rows.
+
+    Returns:
+        ``source_rows`` per entity (the primary table's count).
+    """
+    names = ",".join(entity.name for entity in entities)
+    with errors_without_values(names, "extract"):
+        with connect(target_dsn, application_name="migration:extract") as conn:
+            runs.require_running(conn, run, entity=names)
+        staged = extract.extract_entities(
+            legacy_dsn, target_dsn, run.run_id, entities, workers=workers
         )
-    return counts
+        runs.record_snapshot(
+            target_dsn, run, staged.snapshot.taken_at, staged.snapshot.txid_snapshot
+        )
+        source_rows = {}
+        for entity in entities:
+            source_rows[entity.name] = staged.counts[entity.name][entity.primary_source.table]
+            runs.record_stage(
+                target_dsn, run, entity, "extracted", source_rows=source_rows[entity.name]
+            )
+    return source_rows
 
 
 def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
     """Build the target-shaped rows in staging."""
-    with database_errors_without_values(entity.name, "transform"):
+    with errors_without_values(entity.name, "transform"):
+        guard(target_dsn, run, entity)
         rows = transform.run_transform(target_dsn, entity, run.settings())
         runs.record_stage(target_dsn, run, entity, "transformed", transformed_rows=rows)
     return rows
@@ -41,21 +77,22 @@ def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
 def validate_step(
     target_dsn: str, run: RunContext, entity: EntitySpec, *, limit: QuarantineLimit
 ) -> dict[str, int]:
-    """Run the entity's GX suite, quarantine failing rows, gate the load."""
-    try:
-        with database_errors_without_values(entity.name, "validate"):
+    """Run the entity's GX suite, stage the failing rows' quarantine, gate the load."""
+    with errors_without_values(entity.name, "validate"):
+        guard(target_dsn, run, entity)
+        try:
             outcome = validate.validate_entity(target_dsn, entity, run.run_id, limit=limit)
-    except Exception:
-        runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
-        raise
-    runs.record_stage(
-        target_dsn,
-        run,
-        entity,
-        "validated",
-        quarantined_rows=outcome.quarantined_rows,
-        validation_success=True,
-    )
+        except Exception:
+            runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
+            raise
+        runs.record_stage(
+            target_dsn,
+            run,
+            entity,
+            "validated",
+            quarantined_rows=outcome.quarantined_rows,
+            validation_success=True,
+        )
     return {"validated_rows": outcome.validated_rows, "quarantined_rows": outcome.quarantined_rows}
 
 
@@ -68,22 +105,29 @@ def object_copy_step(
     limit: QuarantineLimit,
 ) -> dict[str, int]:
     """Copy the validated rows' bytes to Storage; quarantine rows whose source is missing."""
-    try:
-        with database_errors_without_values(entity.name, "copy_objects"):
-            outcome = storage.copy_objects(target_dsn, entity, run.run_id, settings, limit=limit)
-    except Exception:
-        runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
-        raise
-    runs.record_stage(
-        target_dsn, run, entity, "validated", quarantined_rows=outcome.quarantined_rows
-    )
+    with errors_without_values(entity.name, "copy_objects"):
+        guard(target_dsn, run, entity)
+        try:
+            outcome = storage.copy_objects(target_dsn, entity, settings, limit=limit)
+        except Exception:
+            runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
+            raise
+        runs.record_stage(
+            target_dsn, run, entity, "validated", quarantined_rows=outcome.quarantined_rows
+        )
     return outcome.as_dict()
 
 
-def load_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
-    """Upsert the validated rows (the checkpoint is written inside the same transaction)."""
-    with database_errors_without_values(entity.name, "load"):
-        outcome = load.load_entity(target_dsn, entity, run.settings())
+def load_step(
+    target_dsn: str, run: RunContext, entity: EntitySpec, *, legacy_dsn: str | None = None
+) -> dict[str, int]:
+    """Upsert the validated rows, record the quarantine and the checkpoint, in one transaction.
+
+    ``legacy_dsn`` is needed only by an entity with direct columns (credentials that never
+    rest in staging; see :class:`~include.entities.spec.DirectColumn`).
+    """
+    with errors_without_values(entity.name, "load"):
+        outcome = load.load_entity(target_dsn, entity, run, legacy_dsn=legacy_dsn)
     return {
         "inserted_rows": outcome.inserted_rows,
         "updated_rows": outcome.updated_rows,
@@ -92,30 +136,29 @@ def load_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
 
 
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
-    """Reconcile the entity: source = loaded + merged + quarantined, or fail."""
-    with database_errors_without_values(entity.name, "checkpoint"):
+    """Reconcile the entity (source = loaded + merged + quarantined) and drop its staging."""
+    with errors_without_values(entity.name, "checkpoint"):
         return runs.reconcile(target_dsn, run, entity)
 
 
 def run_entity(
-    legacy_dsn: str,
     target_dsn: str,
     run: RunContext,
     entity: EntitySpec,
     *,
+    legacy_dsn: str | None = None,
     limit: QuarantineLimit = QuarantineLimit(),  # noqa: B008 - frozen, immutable default
     storage_settings: StorageSettings | None = None,
 ) -> dict[str, int]:
-    """The whole data path for one entity, in order (what one task group does).
+    """Everything after extract for one entity, in order (what one task group does).
 
     An entity with an object copy reads its Storage settings from
     ``AIRFLOW_CONN_SUPABASE_STORAGE`` unless ``storage_settings`` is given.
     """
-    extract_step(legacy_dsn, target_dsn, run, entity)
     transform_step(target_dsn, run, entity)
     validate_step(target_dsn, run, entity, limit=limit)
     if entity.object_copy is not None:
         settings = storage_settings or storage.env_settings(entity.name)
         object_copy_step(target_dsn, run, entity, settings=settings, limit=limit)
-    load_step(target_dsn, run, entity)
+    load_step(target_dsn, run, entity, legacy_dsn=legacy_dsn)
     return checkpoint_step(target_dsn, run, entity)

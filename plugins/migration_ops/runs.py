@@ -7,11 +7,16 @@ checkpoint row and nothing else, so reruns never duplicate history.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from include.entities.spec import EntitySpec, PhaseSpec
+from migration_ops import staging
 from migration_ops.db import connect, run_sql_file
 from migration_ops.errors import GateClosed, MigrationError
 
@@ -53,19 +58,95 @@ def apply_schema(target_dsn: str, phase: PhaseSpec) -> None:
             run_sql_file(conn, path)
 
 
+#: How long a running run of another host may stay silent before it counts as dead.
+#: Runs of this host are judged by their process instead (see :func:`owner_is_dead`).
+DEFAULT_RUN_LEASE = timedelta(hours=6)
+
+
+def this_owner() -> str:
+    """``host:pid`` of the process doing a run's work right now."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str | None, heartbeat_at: datetime | None, now: datetime) -> bool:
+    """Whether the process that last worked on a running run is gone.
+
+    On this host the process is asked directly (a killed ``make migrate`` is dead at once). A
+    run driven from another host (a Celery worker) is dead when it has been silent for longer
+    than ``MIGRATION_RUN_LEASE_SECONDS`` (default six hours).
+    """
+    host, _, pid = (owner or "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    seconds = os.environ.get("MIGRATION_RUN_LEASE_SECONDS")
+    lease = timedelta(seconds=float(seconds)) if seconds else DEFAULT_RUN_LEASE
+    return heartbeat_at is None or now - heartbeat_at > lease
+
+
+def _abandon_dead_runs(conn: psycopg.Connection[Any], phase: PhaseSpec, run_id: str) -> None:
+    """Mark the phase's other running runs failed when their process is gone, else refuse.
+
+    Raises:
+        MigrationError: another run of the phase is alive (two live runs never load at once).
+    """
+    others = conn.execute(
+        """
+        select run_id, owner, heartbeat_at, now() from migration.runs
+        where phase = %s and status = 'running' and run_id <> %s
+        for update
+        """,
+        (phase.number, run_id),
+    ).fetchall()
+    for other, owner, heartbeat_at, now in others:
+        if not owner_is_dead(owner, heartbeat_at, now):
+            raise MigrationError(
+                f"phase-{phase.number}",
+                f"run {other} of this phase is still running (process {owner}); wait for it "
+                "to finish or stop it, then start again",
+                rule="runs.one_live_run_per_phase",
+            )
+        conn.execute(
+            """
+            update migration.runs
+            set status = 'failed', finished_at = now(),
+                status_reason = 'abandoned: its process ' || coalesce(owner, '?')
+                    || ' is gone; superseded by run ' || %s
+            where run_id = %s
+            """,
+            (run_id, other),
+        )
+
+
 def begin_run(
     target_dsn: str, phase: PhaseSpec, run_id: str, *, triggered_by: str, params: dict[str, Any]
 ) -> RunContext:
-    """Record the start of a phase run (or find it again when the task is retried)."""
+    """Record the start of a phase run (or find it again when the task is retried).
+
+    A running run of the same phase whose process is dead (a killed ``make migrate``) is
+    marked failed as abandoned, so the new run carries on; a live one makes this run refuse.
+    """
     with connect(target_dsn, application_name="migration:begin") as conn:
+        conn.execute(
+            "select pg_advisory_xact_lock(hashtext('migration.runs.phase'), %s)", (phase.number,)
+        )
+        _abandon_dead_runs(conn, phase, run_id)
         row = conn.execute(
             """
-            insert into migration.runs (run_id, phase, dag_id, triggered_by, params)
-            values (%s, %s, %s, %s, %s)
-            on conflict (run_id) do update set status = 'running', finished_at = null
+            insert into migration.runs
+                (run_id, phase, dag_id, triggered_by, params, owner, heartbeat_at)
+            values (%s, %s, %s, %s, %s, %s, now())
+            on conflict (run_id) do update set
+                status = 'running', finished_at = null, status_reason = null,
+                owner = excluded.owner, heartbeat_at = now()
             returning as_of
             """,
-            (run_id, phase.number, phase.dag_id, triggered_by, json.dumps(params)),
+            (run_id, phase.number, phase.dag_id, triggered_by, json.dumps(params), this_owner()),
         ).fetchone()
         assert row is not None
         as_of: datetime = row[0]
@@ -77,6 +158,47 @@ def begin_run(
             (triggered_by, phase.number, run_id, json.dumps(params)),
         )
     return RunContext(run_id=run_id, phase=phase.number, as_of=as_of.isoformat())
+
+
+def require_running(conn: psycopg.Connection[Any], run: RunContext, *, entity: str) -> None:
+    """Refuse to work for a run that is no longer running; else record this process's heartbeat.
+
+    A run abandoned by a newer one (its process was taken for dead) or already finished must
+    not touch the target again: its tasks fail with the reason instead.
+
+    Raises:
+        MigrationError: the run is not ``running``.
+    """
+    row = conn.execute(
+        """
+        update migration.runs set owner = %s, heartbeat_at = now()
+        where run_id = %s and status = 'running'
+        returning run_id
+        """,
+        (this_owner(), run.run_id),
+    ).fetchone()
+    if row is not None:
+        return
+    state = conn.execute(
+        "select status, status_reason from migration.runs where run_id = %s", (run.run_id,)
+    ).fetchone()
+    status, reason = state if state else ("unknown", None)
+    raise MigrationError(
+        entity,
+        f"run {run.run_id} is '{status}'"
+        + (f" ({reason})" if reason else "")
+        + ": start a new run",
+        rule="runs.run_is_running",
+    )
+
+
+def record_snapshot(target_dsn: str, run: RunContext, taken_at: datetime, txid: str) -> None:
+    """Keep the legacy snapshot every entity of the run was extracted from."""
+    with connect(target_dsn, application_name="migration:extract") as conn:
+        conn.execute(
+            "update migration.runs set snapshot_at = %s, legacy_snapshot = %s where run_id = %s",
+            (taken_at, txid, run.run_id),
+        )
 
 
 def record_stage(
@@ -98,9 +220,11 @@ def record_stage(
 
 
 def reconcile(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
-    """Write the entity's reconciliation row from its checkpoint.
+    """Write the entity's reconciliation row from its checkpoint and drop its staging.
 
-    The table's CHECK constraint enforces ``source = loaded + merged + quarantined``.
+    The table's CHECK constraint enforces ``source = loaded + merged + quarantined``. The
+    entity's staging tables go in the same transaction: once reconciled, no legacy rows of it
+    remain outside ``public`` and ``migration``.
 
     Raises:
         MigrationError: the entity has not loaded in this run, or the counts do not balance.
@@ -151,6 +275,8 @@ def reconcile(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
             "where run_id = %s and entity = %s",
             (run.run_id, entity.name),
         )
+        # Reconciled: the staged legacy rows have served their purpose (no PHI at rest).
+        staging.release(conn, run.run_id, entity)
     return counts
 
 

@@ -44,14 +44,10 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from include.entities.spec import EntitySpec, ObjectCopySpec
+from migration_ops import quarantine
 from migration_ops.db import connect, qualified
 from migration_ops.errors import MigrationError, ValidationFailed
-from migration_ops.validate import (
-    ExpectationOutcome,
-    QuarantineLimit,
-    _quarantine,
-    _rebuild_validated,
-)
+from migration_ops.validate import QuarantineLimit
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -289,7 +285,6 @@ def _listed_paths(lines: Iterable[str]) -> Iterable[str]:
 def copy_objects(
     target_dsn: str,
     entity: EntitySpec,
-    run_id: str,
     settings: StorageSettings,
     *,
     limit: QuarantineLimit,
@@ -351,14 +346,13 @@ def copy_objects(
                 conn.commit()
         total = conn.execute(sql.SQL("select count(*) from {}").format(validated)).fetchone()
         out_of_scope = int(total[0] if total else 0) - in_scope
-    return _settle(target_dsn, entity, spec, run_id, settings, counts, out_of_scope, limit)
+    return _settle(target_dsn, entity, spec, settings, counts, out_of_scope, limit)
 
 
 def _settle(
     target_dsn: str,
     entity: EntitySpec,
     spec: ObjectCopySpec,
-    run_id: str,
     settings: StorageSettings,
     counts: dict[str, int],
     out_of_scope: int,
@@ -366,22 +360,20 @@ def _settle(
 ) -> CopyOutcome:
     """Quarantine missing sources, rebuild ``__validated``, write the storage columns."""
     objects = qualified(entity.staging_table("objects"))
-    missing = ExpectationOutcome(
-        type="object_copy: source object missing from the legacy media store",
-        column=None,
-        rule=spec.missing_rule,
-        row_level=True,
-        success=False,
-        counts={},
-        unexpected_index_query=sql.SQL(
-            "select legacy_id as {key} from {objects} where outcome = {missing}"
-        )
-        .format(key=sql.Identifier(entity.key), objects=objects, missing=sql.Literal(MISSING))
-        .as_string(),
-    )
     if counts[MISSING]:
-        _quarantine(target_dsn, entity, run_id, [missing])
-    quarantined, validated_rows = _rebuild_validated(target_dsn, entity, run_id)
+        with connect(target_dsn, application_name=f"migration:copy:{entity.name}") as conn:
+            quarantine.hold_back(
+                conn,
+                entity,
+                rule=spec.missing_rule,
+                detail="object_copy: source object missing from the legacy media store",
+                failing_rows=sql.SQL(
+                    "select legacy_id as {key} from {objects} where outcome = {missing}"
+                ).format(
+                    key=sql.Identifier(entity.key), objects=objects, missing=sql.Literal(MISSING)
+                ),
+            )
+    quarantined, validated_rows = quarantine.rebuild_validated(target_dsn, entity)
     with connect(target_dsn, application_name=f"migration:copy:{entity.name}") as conn:
         conn.execute(
             sql.SQL(

@@ -5,11 +5,13 @@ How the work is split (see ``docs/decisions/0002-gx-decides-sql-moves.md``):
 1. GX runs the entity's suite on ``staging.<entity>__transformed`` through its SQL engine.
 2. For every failing *row-level* expectation (``meta.row_level``), GX also returns the SQL
    that selects the failing rows' legacy ids (``unexpected_index_query``). The database
-   moves those ids into ``migration.quarantine`` with one ``INSERT ... SELECT``: no rows
-   travel through Python, however many fail.
-3. ``staging.<entity>__validated`` is rebuilt from the transformed rows minus this run's
-   quarantine, and the whole suite runs again on it. Anything still failing, a suite-level
-   expectation such as key uniqueness, or a quarantine rate above the run's limit, raises
+   stages those ids with one ``INSERT ... SELECT``: no rows travel through Python, however
+   many fail. They reach ``migration.quarantine`` only with the load (see
+   :mod:`migration_ops.quarantine`), so a blocked load leaves the history as it was.
+3. Those ids are staged as this run's quarantine decisions, ``staging.<entity>__validated``
+   is rebuilt from the transformed rows minus them, and the whole suite runs again on it.
+   Anything still failing, a suite-level expectation such as key uniqueness, or a
+   quarantine rate above the run's limit, raises
    :class:`~migration_ops.errors.ValidationFailed` and the load never starts.
 
 Results are reduced to counts before they are stored or logged: GX result dictionaries carry
@@ -27,7 +29,8 @@ from typing import Any
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops.db import connect, qualified, scalar, set_run_settings
+from migration_ops import quarantine
+from migration_ops.db import connect
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.settings import EXPECTATIONS_DIR
 
@@ -214,10 +217,13 @@ def _record(
         )
 
 
-def _quarantine(
-    target_dsn: str, entity: EntitySpec, run_id: str, failing: list[ExpectationOutcome]
+def hold_back_failures(
+    target_dsn: str, entity: EntitySpec, failing: list[ExpectationOutcome]
 ) -> None:
-    """Move the failing rows' ids into ``migration.quarantine`` (set-based, idempotent)."""
+    """Stage the rows that failed row-level expectations as this run's quarantine decisions.
+
+    They reach ``migration.quarantine`` only with the load (see :mod:`migration_ops.quarantine`).
+    """
     with connect(target_dsn, application_name=f"migration:quarantine:{entity.name}") as conn:
         for outcome in failing:
             if outcome.unexpected_index_query is None:
@@ -231,70 +237,15 @@ def _quarantine(
                 if outcome.column
                 else outcome.type
             )
-            set_run_settings(
+            # The query is GX's rendering of our own reviewed suite (identifiers and suite
+            # constants), not data.
+            quarantine.hold_back(
                 conn,
-                {"entity": entity.name, "rule": outcome.rule, "detail": detail, "run_id": run_id},
+                entity,
+                rule=outcome.rule,
+                detail=detail,
+                failing_rows=sql.SQL(outcome.unexpected_index_query.strip().rstrip(";")),
             )
-            # The inner query is GX's rendering of our own reviewed suite (identifiers and
-            # suite constants), not data; values reach this statement only as settings.
-            failing_rows = sql.SQL(outcome.unexpected_index_query.strip().rstrip(";"))
-            conn.execute(
-                sql.SQL(
-                    """
-                    insert into migration.quarantine
-                        (entity, legacy_id, rule, detail, first_run_id, last_run_id)
-                    select distinct
-                        current_setting('migration.entity'), failing.{key}::bigint,
-                        current_setting('migration.rule'), current_setting('migration.detail'),
-                        current_setting('migration.run_id'), current_setting('migration.run_id')
-                    from ({failing_rows}) as failing
-                    on conflict (entity, legacy_id, rule) do update set
-                        last_run_id = excluded.last_run_id, last_seen_at = now(),
-                        resolved_at = null, resolved_run_id = null
-                    """
-                ).format(key=sql.Identifier(entity.key), failing_rows=failing_rows)
-            )
-
-
-def _rebuild_validated(target_dsn: str, entity: EntitySpec, run_id: str) -> tuple[int, int]:
-    """Recreate ``__validated`` = transformed minus this run's quarantine; resolve healed rows.
-
-    Returns:
-        (rows quarantined in this run, rows validated).
-    """
-    transformed = qualified(entity.staging_table("transformed"))
-    validated = qualified(entity.staging_table("validated"))
-    key = sql.Identifier(entity.key)
-    with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
-        conn.execute(
-            """
-            update migration.quarantine set resolved_at = now(), resolved_run_id = %(run)s
-            where entity = %(entity)s and last_run_id <> %(run)s and resolved_at is null
-            """,
-            {"run": run_id, "entity": entity.name},
-        )
-        conn.execute(sql.SQL("drop table if exists {}").format(validated))
-        conn.execute(
-            sql.SQL(
-                """
-                create unlogged table {validated} as
-                select t.* from {transformed} as t
-                where not exists (
-                    select 1 from migration.quarantine as q
-                    where q.entity = %s and q.last_run_id = %s and q.legacy_id = t.{key}
-                )
-                """
-            ).format(validated=validated, transformed=transformed, key=key),
-            (entity.name, run_id),
-        )
-        quarantined = scalar(
-            conn,
-            "select count(distinct legacy_id) from migration.quarantine "
-            "where entity = %s and last_run_id = %s",
-            (entity.name, run_id),
-        )
-        validated_rows = scalar(conn, sql.SQL("select count(*) from {}").format(validated))
-    return int(quarantined), int(validated_rows)
 
 
 def validate_entity(
@@ -312,6 +263,8 @@ def validate_entity(
         ValidationFailed: a suite-level expectation failed, rows still fail after the
             quarantine, or too many rows were quarantined.
     """
+    with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
+        quarantine.reset(conn, entity)  # a retried validate decides afresh
     first = run_suite(target_dsn, entity, f"{entity.name}__transformed")
     _record(target_dsn, entity, run_id, "transformed", first)
     suite_level = [o.rule for o in first if not o.success and not o.row_level]
@@ -320,8 +273,8 @@ def validate_entity(
             entity.name, f"suite-level expectations failed: {suite_level}; load blocked"
         )
     row_failures = [o for o in first if not o.success and o.row_level]
-    _quarantine(target_dsn, entity, run_id, row_failures)
-    quarantined, validated_rows = _rebuild_validated(target_dsn, entity, run_id)
+    hold_back_failures(target_dsn, entity, row_failures)
+    quarantined, validated_rows = quarantine.rebuild_validated(target_dsn, entity)
     transformed_rows = quarantined + validated_rows
     if limit.exceeded(quarantined, transformed_rows):
         raise ValidationFailed(

@@ -79,18 +79,27 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     from migration_ops.dag_factory import steps_of
 
     dag = dagbag.dags[phase.dag_id]
+    extract = dag.get_task("extract")
+    assert extract.upstream_task_ids == {"begin"}, "one extract per phase, after begin"
     for entity in phase.entities:
         names = [name for name, _ in steps_of(entity)]
-        assert names[:3] == ["extract", "transform", "validate"]
+        assert names[:2] == ["transform", "validate"]
         assert names[-2:] == ["load", "checkpoint"]
         assert ("copy_objects" in names) == (entity.object_copy is not None)
         ids = [f"{entity.name}.{name}" for name in names]
+        assert ids[0] in extract.downstream_task_ids, "every entity reads the phase's snapshot"
         for upstream, downstream in zip(ids, ids[1:], strict=False):
             assert dag.get_task(upstream).downstream_task_ids == {downstream}, upstream
         for parent in entity.parents:
             assert (
-                f"{entity.name}.extract" in dag.get_task(f"{parent}.checkpoint").downstream_task_ids
+                f"{entity.name}.transform"
+                in dag.get_task(f"{parent}.checkpoint").downstream_task_ids
             )
+    record_failure = dag.get_task("record_failure")
+    assert record_failure.trigger_rule == "all_done"
+    assert {"extract", "publish"} <= record_failure.upstream_task_ids, (
+        "a failed publish must be recorded too"
+    )
     publish = dag.get_task("publish")
     assert [o.uri for o in publish.outlets] == [phase.asset_uri]
     if phase.number > 1:

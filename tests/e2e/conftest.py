@@ -59,8 +59,9 @@ def run_phase(legacy_dsn: str, target_dsn: str, phase: PhaseSpec, run_id: str) -
     """One phase run through the same step functions the DAG tasks call."""
     runs.apply_schema(target_dsn, phase)
     run = runs.begin_run(target_dsn, phase, run_id, triggered_by="pytest", params={})
+    pipeline.extract_step(legacy_dsn, target_dsn, run, phase.ordered())
     for entity in phase.ordered():
-        pipeline.run_entity(legacy_dsn, target_dsn, run, entity)
+        pipeline.run_entity(target_dsn, run, entity, legacy_dsn=legacy_dsn)
     runs.finish_run(target_dsn, run, phase)
     return run
 

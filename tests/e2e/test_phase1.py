@@ -110,10 +110,10 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
     killed = local_env.ensure_database(pg_socket, "e2e_kill_target", recreate=True)
     runs.apply_schema(killed, PHASE_1)
     run = runs.begin_run(killed, PHASE_1, "killed", triggered_by="pytest", params={})
+    pipeline.extract_step(sandbox_dsn, killed, run, PHASE_1.ordered())
     for entity in PHASE_1.ordered():
         if entity is not PROFILES:
-            pipeline.run_entity(sandbox_dsn, killed, run, entity)
-    pipeline.extract_step(sandbox_dsn, killed, run, PROFILES)
+            pipeline.run_entity(killed, run, entity, legacy_dsn=sandbox_dsn)
     pipeline.transform_step(killed, run, PROFILES)
     pipeline.validate_step(killed, run, PROFILES, limit=QuarantineLimit())
 
@@ -124,7 +124,9 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
     )
     errors: list[BaseException] = []
     worker = threading.Thread(
-        target=lambda: _capture(errors, pipeline.load_step, killed, run, PROFILES)
+        target=lambda: _capture(
+            errors, lambda: pipeline.load_step(killed, run, PROFILES, legacy_dsn=sandbox_dsn)
+        )
     )
     worker.start()
     with connect(killed, autocommit=True) as monitor:
@@ -147,7 +149,7 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
         "the killed transaction left rows behind"
     )
 
-    pipeline.load_step(killed, run, PROFILES)  # the retry
+    pipeline.load_step(killed, run, PROFILES, legacy_dsn=sandbox_dsn)  # the retry
     pipeline.checkpoint_step(killed, run, PROFILES)
     runs.finish_run(killed, run, PHASE_1)
     assert _comparable(killed) == _comparable(clean)
@@ -189,7 +191,7 @@ def test_suite_level_failure_blocks_the_load(sandbox_dsn, pg_socket) -> None:
     target = local_env.ensure_database(pg_socket, "e2e_suite_fail", recreate=True)
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "dup", triggered_by="pytest", params={})
-    pipeline.extract_step(sandbox_dsn, target, run, OFFICES)
+    pipeline.extract_step(sandbox_dsn, target, run, [OFFICES])
     pipeline.transform_step(target, run, OFFICES)
     with connect(target) as conn:  # a fan-out bug in a transform: one office twice
         conn.execute(
@@ -210,7 +212,7 @@ def test_quarantine_share_above_the_limit_fails_the_entity(sandbox_dsn, pg_socke
     target = local_env.ensure_database(pg_socket, "e2e_fraction", recreate=True)
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "strict", triggered_by="pytest", params={})
-    pipeline.extract_step(sandbox_dsn, target, run, OFFICES)
+    pipeline.extract_step(sandbox_dsn, target, run, [OFFICES])
     pipeline.transform_step(target, run, OFFICES)
     with pytest.raises(ValidationFailed, match="above the run's limit"):
         pipeline.validate_step(
@@ -229,7 +231,7 @@ def test_schema_drift_names_entity_table_and_rule(sandbox_dsn, make_db) -> None:
         SchemaDriftError,
         match=r"\[offices\] rule schema.columns_present: legacy table dispatch_office lacks",
     ):
-        pipeline.extract_step(legacy, target, run, OFFICES)
+        pipeline.extract_step(legacy, target, run, [OFFICES])
 
 
 # Each phase-1 defect class the sandbox injects, and the documented outcome (docs/mapping.md):

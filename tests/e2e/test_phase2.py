@@ -328,7 +328,7 @@ def test_injected_rows_are_quarantined_with_their_rules(migrated, sandbox_dsn) -
     """Rows injected into staging after the extract: each one is held back by its rule."""
     target = migrated.target
     run = runs.begin_run(target, PHASE_2, "p2-inject", triggered_by="pytest", params={})
-    pipeline.extract_step(sandbox_dsn, target, run, ORDERS)
+    pipeline.extract_step(sandbox_dsn, target, run, [ORDERS])
     with connect(target) as conn:
         conn.execute(
             """
@@ -344,7 +344,7 @@ def test_injected_rows_are_quarantined_with_their_rules(migrated, sandbox_dsn) -
         )
     pipeline.transform_step(target, run, ORDERS)
     pipeline.validate_step(target, run, ORDERS, limit=QuarantineLimit())
-    pipeline.extract_step(sandbox_dsn, target, run, FILES)
+    pipeline.extract_step(sandbox_dsn, target, run, [FILES])
     with connect(target) as conn:
         conn.execute(
             """

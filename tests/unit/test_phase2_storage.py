@@ -19,12 +19,12 @@ from supabase import create_client
 
 from include.entities import get_phase
 from include.entities.phase2_relationships import FILES
-from migration_ops import pipeline, runs, storage
+from migration_ops import pipeline, quarantine, runs, staging, storage
 from migration_ops.db import connect
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.local_storage import LocalStorageServer, StorageError
 from migration_ops.storage import StorageSettings, copy_objects, settings_from_connection
-from migration_ops.validate import QuarantineLimit, _rebuild_validated
+from migration_ops.validate import QuarantineLimit
 
 BUCKET = "legacy-files"
 RULE = "files.source_object_present"
@@ -89,15 +89,12 @@ def validated(dsn: str) -> dict[int, dict[str, Any]]:
         return {r["legacy_file_id"]: r for r in cur.fetchall()}
 
 
-def quarantined(dsn: str, run_id: str) -> set[tuple[int, str]]:
+def quarantined(dsn: str) -> set[tuple[int, str]]:
+    """The run's staged quarantine decisions (they reach migration.quarantine with the load)."""
     with connect(dsn) as conn:
         return {
             (int(r[0]), r[1])
-            for r in conn.execute(
-                "select legacy_id, rule from migration.quarantine where last_run_id = %s "
-                "and resolved_at is null",
-                (run_id,),
-            )
+            for r in conn.execute("select legacy_id, rule from staging.files__quarantine")
         }
 
 
@@ -109,7 +106,7 @@ LIMIT = QuarantineLimit(fraction=1.0)
 def test_bytes_arrive_with_their_sha256_and_missing_sources_are_quarantined(
     staged, media, server
 ) -> None:
-    outcome = copy_objects(staged, FILES, "copy-1", settings_for(server, media), limit=LIMIT)
+    outcome = copy_objects(staged, FILES, settings_for(server, media), limit=LIMIT)
     assert (outcome.uploaded, outcome.skipped, outcome.missing, outcome.out_of_scope) == (
         3,
         0,
@@ -117,9 +114,9 @@ def test_bytes_arrive_with_their_sha256_and_missing_sources_are_quarantined(
         0,
     )
     assert (outcome.quarantined_rows, outcome.validated_rows) == (1, 3)
-    assert quarantined(staged, "copy-1") == {(4, RULE)}
+    assert quarantined(staged) == {(4, RULE)}
     with connect(staged) as conn:
-        detail = conn.execute("select detail from migration.quarantine").fetchone()[0]
+        detail = conn.execute("select detail from staging.files__quarantine").fetchone()[0]
     assert "missing" in detail and "gone" not in detail, "a reason, never a file name"
     rows = validated(staged)
     assert set(rows) == {1, 2, 3}
@@ -137,11 +134,13 @@ def test_bytes_arrive_with_their_sha256_and_missing_sources_are_quarantined(
 @pytest.mark.e2e
 def test_a_rerun_skips_what_is_stored_and_replaces_what_changed(staged, media, server) -> None:
     settings = settings_for(server, media)
-    copy_objects(staged, FILES, "copy-1", settings, limit=LIMIT)
+    copy_objects(staged, FILES, settings, limit=LIMIT)
     versions = {key: server.storage.info(BUCKET, key)["version"] for _, _, key, _, c in ROWS if c}
     (media / ROWS[1][1]).write_bytes(b"%PDF-1.4 revised")
-    _rebuild_validated(staged, FILES, "copy-2")  # what run 2's validate step does first
-    second = copy_objects(staged, FILES, "copy-2", settings, limit=LIMIT)
+    with connect(staged) as conn:  # what run 2's validate step does first
+        quarantine.reset(conn, FILES)
+    quarantine.rebuild_validated(staged, FILES)
+    second = copy_objects(staged, FILES, settings, limit=LIMIT)
     assert (second.uploaded, second.skipped, second.missing) == (1, 2, 1)
     after = {key: server.storage.info(BUCKET, key)["version"] for key in versions}
     assert after["u1/scan.stl"] == versions["u1/scan.stl"]
@@ -163,13 +162,13 @@ def test_an_interrupted_copy_resumes_where_it_stopped(staged, media, server, mon
     monkeypatch.setattr(server.storage, "put", flaky)
     settings = settings_for(server, media, workers=1)
     with pytest.raises(StorageApiError):
-        copy_objects(staged, FILES, "copy-1", settings, limit=LIMIT)
+        copy_objects(staged, FILES, settings, limit=LIMIT)
     stored_first = server.storage.keys(BUCKET)
     assert len(stored_first) == 1, "one object made it before the failure"
     version = server.storage.info(BUCKET, stored_first[0])["version"]
 
     monkeypatch.setattr(server.storage, "put", real_put)  # the retry, Storage healthy again
-    outcome = copy_objects(staged, FILES, "copy-1", settings, limit=LIMIT)
+    outcome = copy_objects(staged, FILES, settings, limit=LIMIT)
     assert (outcome.uploaded, outcome.skipped) == (2, 1)
     assert server.storage.info(BUCKET, stored_first[0])["version"] == version
     assert len(server.storage.keys(BUCKET)) == 3
@@ -180,12 +179,12 @@ def test_only_listed_objects_are_in_scope(staged, media, server, tmp_path) -> No
     listing = tmp_path / "expected.txt"
     listing.write_text(f"# sandbox manifest\n{ROWS[0][1]}\n\n{ROWS[3][1]}\n{ROWS[0][1]}\n")
     settings = settings_for(server, media, expected_objects=listing)
-    outcome = copy_objects(staged, FILES, "scope", settings, limit=LIMIT)
+    outcome = copy_objects(staged, FILES, settings, limit=LIMIT)
     assert (outcome.uploaded, outcome.missing, outcome.out_of_scope) == (1, 1, 2)
     rows = validated(staged)
     assert rows[1]["sha256"] is not None
     assert rows[2]["storage_path"] is None and rows[3]["storage_path"] is None, "metadata only"
-    assert quarantined(staged, "scope") == {(4, RULE)}
+    assert quarantined(staged) == {(4, RULE)}
 
 
 @pytest.mark.e2e
@@ -197,23 +196,23 @@ def test_a_source_outside_the_media_root_is_never_read(staged, media, server, tm
                 f"update staging.files__{table} set _source_path = '../secret.txt' "
                 "where legacy_file_id = 3"
             )
-    outcome = copy_objects(staged, FILES, "escape", settings_for(server, media), limit=LIMIT)
+    outcome = copy_objects(staged, FILES, settings_for(server, media), limit=LIMIT)
     assert outcome.missing == 2
-    assert quarantined(staged, "escape") == {(3, RULE), (4, RULE)}
+    assert quarantined(staged) == {(3, RULE), (4, RULE)}
     assert not server.storage.object_path(BUCKET, "u3/photo.jpg").exists()
 
 
 @pytest.mark.e2e
 def test_too_many_missing_sources_fail_the_step(staged, media, server) -> None:
     with pytest.raises(ValidationFailed, match=r"\[files\] rule files.source_object_present"):
-        copy_objects(
-            staged, FILES, "strict", settings_for(server, media), limit=QuarantineLimit(0.0, 0)
-        )
+        copy_objects(staged, FILES, settings_for(server, media), limit=QuarantineLimit(0.0, 0))
 
 
 @pytest.mark.e2e
 def test_the_pipeline_step_records_the_quarantine_for_reconciliation(staged, media, server) -> None:
     run = runs.begin_run(staged, get_phase(2), "step", triggered_by="pytest", params={})
+    with connect(staged) as conn:
+        staging.claim(conn, run.run_id, FILES, empty=False)
     runs.record_stage(staged, run, FILES, "validated", quarantined_rows=0, source_rows=4)
     counts = pipeline.object_copy_step(
         staged, run, FILES, settings=settings_for(server, media), limit=LIMIT
@@ -286,12 +285,12 @@ def test_missing_configuration_fails_clearly(monkeypatch) -> None:
 def test_run_entity_refuses_to_guess_a_storage(monkeypatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_SUPABASE_STORAGE", raising=False)
     calls: list[str] = []
-    for step in ("extract_step", "transform_step", "validate_step", "load_step"):
+    for step in ("transform_step", "validate_step", "load_step"):
         monkeypatch.setattr(pipeline, step, lambda *a, _s=step, **k: calls.append(_s))
     run = runs.RunContext("r", 2, "2025-11-01T00:00:00+00:00")
     with pytest.raises(MigrationError, match="Supabase Storage is not configured"):
-        pipeline.run_entity("legacy", "target", run, FILES)
-    assert calls == ["extract_step", "transform_step", "validate_step"], "nothing loads"
+        pipeline.run_entity("target", run, FILES)
+    assert calls == ["transform_step", "validate_step"], "nothing loads"
 
 
 # ----------------------------------------------------------------------------- the stand-in

@@ -20,8 +20,13 @@ from migration_ops import pipeline, runs
 from migration_ops.db import connect
 from migration_ops.errors import ValidationFailed
 from migration_ops.validate import QuarantineLimit
+from tests.unit.staged_runs import (
+    adopt_staging,
+    recorded_quarantine,
+    run_phase_from_staging,
+)
 from tests.unit.suite_helpers import TEXT_COMPARING, expectations_of, referenced_columns
-from tests.unit.test_phase2_transform_sql import EXPECTED_QUARANTINE, prepare
+from tests.unit.test_phase2_transform_sql import EXPECTED_QUARANTINE, prepare, stage_rows
 
 PHASE_2 = get_phase(2)
 ENTITIES = list(PHASE_2.entities)
@@ -50,31 +55,7 @@ def _columns(conn: psycopg.Connection[Any], schema: str, table: str) -> dict[str
 
 def _run(dsn: str, run_id: str, *, load: bool) -> runs.RunContext:
     """Phase 2 through the engine on the hand-staged rows (no extract: staging is filled)."""
-    run = runs.begin_run(dsn, PHASE_2, run_id, triggered_by="pytest", params={})
-    for entity in PHASE_2.ordered():
-        with connect(dsn) as conn:
-            staged = conn.execute(
-                f"select count(*) from staging.{entity.name}__{entity.primary_source.table}"
-            ).fetchone()[0]
-        runs.record_stage(dsn, run, entity, "extracted", source_rows=staged)
-        pipeline.transform_step(dsn, run, entity)
-        pipeline.validate_step(dsn, run, entity, limit=QuarantineLimit(fraction=1.0))
-        if load:  # no object copy here: test_phase2_storage.py covers that step
-            pipeline.load_step(dsn, run, entity)
-            pipeline.checkpoint_step(dsn, run, entity)
-    return run
-
-
-def _quarantine(dsn: str, run_id: str) -> dict[str, set[tuple[int, str]]]:
-    found: dict[str, set[tuple[int, str]]] = {e.name: set() for e in ENTITIES}
-    with connect(dsn) as conn:
-        for entity, legacy_id, rule in conn.execute(
-            "select entity, legacy_id, rule from migration.quarantine "
-            "where last_run_id = %s and resolved_at is null",
-            (run_id,),
-        ):
-            found[entity].add((int(legacy_id), rule))
-    return found
+    return run_phase_from_staging(dsn, PHASE_2, run_id, load=load)
 
 
 @pytest.fixture
@@ -86,7 +67,7 @@ def engine_db(make_db) -> str:
 
 @pytest.mark.e2e
 def test_suites_name_real_columns_and_guard_every_required_one(engine_db) -> None:
-    _run(engine_db, "columns", load=True)
+    _run(engine_db, "columns", load=False)  # staging is dropped once loaded
     with connect(engine_db) as conn:
         for entity in ENTITIES:
             staged = _columns(conn, "staging", f"{entity.name}__transformed")
@@ -109,7 +90,7 @@ def test_suites_name_real_columns_and_guard_every_required_one(engine_db) -> Non
 @pytest.mark.e2e
 def test_suites_quarantine_exactly_the_broken_rows_and_the_load_balances(engine_db) -> None:
     first = _run(engine_db, "p2-suites-1", load=True)
-    assert _quarantine(engine_db, first.run_id) == EXPECTED_QUARANTINE
+    assert recorded_quarantine(engine_db, first.run_id, ENTITIES) == EXPECTED_QUARANTINE
     with connect(engine_db) as conn:
         results = conn.execute(
             "select entity, pass, success, results from migration.validation_results "
@@ -135,8 +116,9 @@ def test_suites_quarantine_exactly_the_broken_rows_and_the_load_balances(engine_
     # doctor 10: the owned office 1 is primary over office 2; doctor 11 owns office 2
     assert links == [("1:10", True, True), ("2:10", False, False), ("2:11", True, True)]
 
+    stage_rows(engine_db)  # the load dropped the staged rows: stage the same ones again
     second = _run(engine_db, "p2-suites-2", load=True)
-    assert _quarantine(engine_db, second.run_id) == EXPECTED_QUARANTINE
+    assert recorded_quarantine(engine_db, second.run_id, ENTITIES) == EXPECTED_QUARANTINE
     with connect(engine_db) as conn:
         changed = conn.execute(
             "select sum(inserted_rows), sum(updated_rows) from migration.checkpoints "
@@ -149,6 +131,7 @@ def test_suites_quarantine_exactly_the_broken_rows_and_the_load_balances(engine_
 @pytest.mark.e2e
 def test_an_office_changing_owner_moves_the_mark_and_the_primary(engine_db) -> None:
     _run(engine_db, "owner-1", load=True)
+    stage_rows(engine_db)
     with connect(engine_db) as conn:  # office 1 now belongs to doctor 11, office 2 to doctor 10
         conn.execute(
             "update staging.office_owners__dispatch_office set doctor_id = 11 where id = 1"
@@ -157,7 +140,7 @@ def test_an_office_changing_owner_moves_the_mark_and_the_primary(engine_db) -> N
             "update staging.office_owners__dispatch_office set doctor_id = 10 where id = 2"
         )
     run = runs.begin_run(engine_db, PHASE_2, "owner-2", triggered_by="pytest", params={})
-    runs.record_stage(engine_db, run, OFFICE_OWNERS, "extracted", source_rows=4)
+    adopt_staging(engine_db, run, OFFICE_OWNERS)
     pipeline.transform_step(engine_db, run, OFFICE_OWNERS)
     pipeline.validate_step(engine_db, run, OFFICE_OWNERS, limit=QuarantineLimit(fraction=1.0))
     pipeline.load_step(engine_db, run, OFFICE_OWNERS)
@@ -196,6 +179,7 @@ def test_gates_block_fan_out_and_dropped_rows(engine_db) -> None:
             "files.object_key_format",
         ),
     ):
+        adopt_staging(engine_db, run, entity)
         pipeline.transform_step(engine_db, run, entity)
         with connect(engine_db) as conn:
             conn.execute(mutation)

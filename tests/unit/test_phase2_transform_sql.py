@@ -219,6 +219,12 @@ def prepare(dsn: str, *, schema_times: int = 2) -> None:
         runs.apply_schema(dsn, PHASE_2)
     with connect(dsn) as conn:
         conn.execute(PARENTS_SQL)
+    stage_rows(dsn)
+
+
+def stage_rows(dsn: str) -> None:
+    """The hand-made legacy rows in staging (again after a load dropped them)."""
+    with connect(dsn) as conn:
         conn.execute(STAGING_DDL)
         for table, rows in STAGED.items():
             with conn.cursor().copy(f"copy staging.{table} from stdin") as copy:

@@ -393,6 +393,7 @@ def test_reconciliation_balances_and_a_rerun_changes_nothing(migrated) -> None:
 def test_suites_match_the_transformed_tables(migrated) -> None:
     from tests.unit.test_phase3_transforms import check_suites_against_transformed
 
+    run_phase_from_staging(migrated[0], PHASE_4, "phase4-columns", load=False)  # staging kept
     check_suites_against_transformed(
         migrated[0],
         PHASE_4.entities,

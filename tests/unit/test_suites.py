@@ -19,6 +19,12 @@ from include.entities.phase1_core import OFFICES, ORDER_TYPES, PHASE_1, PROFILES
 from migration_ops import pipeline, runs
 from migration_ops.db import connect
 from migration_ops.validate import QuarantineLimit
+from tests.unit.staged_runs import (
+    adopt_staging,
+    recorded_quarantine,
+    run_phase_from_staging,
+    staged_quarantine,
+)
 from tests.unit.suite_helpers import (
     TEXT_COMPARING,
     expectations_of,
@@ -108,34 +114,9 @@ EXPECTED_QUARANTINE = {
 
 
 def _run(dsn: str, run_id: str, *, load: bool) -> runs.RunContext:
+    """Phase 1 through the engine on the hand-staged rows (no extract: staging is filled)."""
     runs.apply_schema(dsn, PHASE_1)
-    run = runs.begin_run(dsn, PHASE_1, run_id, triggered_by="pytest", params={})
-    for entity in PHASE_1.ordered():
-        # staging is already filled by hand: record what the extract step would have
-        with connect(dsn) as conn:
-            staged = conn.execute(
-                f"select count(*) from staging.{entity.name}__{entity.primary_source.table}"
-            ).fetchone()[0]
-        runs.record_stage(dsn, run, entity, "extracted", source_rows=staged)
-        pipeline.transform_step(dsn, run, entity)
-        pipeline.validate_step(dsn, run, entity, limit=QuarantineLimit(fraction=1.0))
-        if load:
-            pipeline.load_step(dsn, run, entity)
-            pipeline.checkpoint_step(dsn, run, entity)
-    return run
-
-
-def _quarantine(dsn: str, run_id: str) -> dict[str, set[tuple[int, str]]]:
-    with connect(dsn) as conn:
-        rows = conn.execute(
-            "select entity, legacy_id, rule from migration.quarantine "
-            "where last_run_id = %s and resolved_at is null",
-            (run_id,),
-        ).fetchall()
-    found: dict[str, set[tuple[int, str]]] = {e.name: set() for e in ENTITIES}
-    for entity, legacy_id, rule in rows:
-        found[entity].add((int(legacy_id), rule))
-    return found
+    return run_phase_from_staging(dsn, PHASE_1, run_id, load=load)
 
 
 @pytest.fixture
@@ -149,7 +130,11 @@ def engine_db(make_db) -> str:
 @pytest.mark.e2e
 def test_suites_quarantine_exactly_the_broken_rows_through_the_engine(engine_db) -> None:
     first = _run(engine_db, "suites-1", load=False)
-    assert _quarantine(engine_db, first.run_id) == EXPECTED_QUARANTINE
+    assert staged_quarantine(engine_db, ENTITIES) == EXPECTED_QUARANTINE
+    # not loaded: the auditors' history is untouched until the load records the decisions
+    assert recorded_quarantine(engine_db, first.run_id, ENTITIES) == {
+        e.name: set() for e in ENTITIES
+    }
     with connect(engine_db) as conn:
         results = conn.execute(
             "select entity, pass, success, results from migration.validation_results "
@@ -190,10 +175,12 @@ def test_engine_loads_reconciles_and_reruns_without_changes(engine_db) -> None:
     for entity, source, loaded, quarantined in reconciliation:
         assert source == loaded + quarantined, entity
         assert quarantined == len(EXPECTED_QUARANTINE[entity])
-    assert linked == 4  # the post-load link ran inside the profiles load
+    assert linked == 7  # the post-load link ran inside the profiles load
+    assert recorded_quarantine(engine_db, first.run_id, ENTITIES) == EXPECTED_QUARANTINE
 
+    load_staging(engine_db)  # the load dropped the staged rows: stage the same ones again
     second = _run(engine_db, "suites-2", load=True)  # a rerun on the same data changes nothing
-    assert _quarantine(engine_db, second.run_id) == EXPECTED_QUARANTINE
+    assert recorded_quarantine(engine_db, second.run_id, ENTITIES) == EXPECTED_QUARANTINE
     with connect(engine_db) as conn:
         changed = conn.execute(
             "select sum(inserted_rows), sum(updated_rows) from migration.checkpoints "
@@ -229,6 +216,7 @@ def test_gates_block_fan_out_and_dropped_rows(make_db) -> None:
             "order_types.code_format",
         ),
     ):
+        adopt_staging(dsn, run, entity)
         pipeline.transform_step(dsn, run, entity)
         with connect(dsn) as conn:
             conn.execute(mutation)

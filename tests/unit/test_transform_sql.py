@@ -116,6 +116,9 @@ USER_ROWS: list[tuple[Any, ...]] = [
      JOINED),
     (17, "h", None, False, "obrien", "Sean", "O'Brien", "o'brien@example.com", False, True,
      JOINED),
+    (18, "h", None, False, "patdoc", "Pat", "Doc", "", False, True, JOINED),
+    (19, "h", None, True, "patroot", "Pat", "Root", "", False, True, JOINED),
+    (20, "h", None, False, "docshort", "Doc", "Short", "", False, True, JOINED),
 ]
 
 # (id, user_id, group_id)
@@ -129,6 +132,9 @@ GROUP_ROWS: list[tuple[int, int, int]] = [
     (10, 13, 11),
     (11, 14, 2),
     (12, 15, 2),
+    (13, 18, 2),
+    (14, 19, 2),
+    (15, 20, 2),
 ]
 
 SUBMITTED = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
@@ -144,6 +150,9 @@ PATIENT_ROWS: list[tuple[Any, ...]] = [
     (105, 10, 1, 1, dt.date(2025, 11, 1), 0, 10, False, False, "null", " 51Bn ", None, None),
     (103, 15, 1, None, None, 1, 2, False, False, None, "", None, None),
     (104, 16, None, 1, None, None, None, False, None, "[1, 2]", "AB-1", None, None),
+    (106, 18, 1, 1, None, 1, 1, False, False, None, "00CC", None, None),
+    (107, 19, 1, 1, None, 2, 1, False, False, None, "12ab", None, None),
+    (108, 20, 1, 1, None, 2, 1, False, False, None, "5Bn", None, None),
 ]
 
 # (id, name, type, customization)
@@ -509,8 +518,12 @@ def test_profile_typing(phase1_db) -> None:
         12: "doctor",
         13: "technician",
         14: "doctor",
-        15: "doctor",  # group 2 wins over the patient row; patient fields still merged
+        15: "doctor",  # group 2 wins over a patient row without a suffix; fields still merged
         16: "patient",
+        # §1b: a patient row *and* a valid suffix make a patient, whatever the groups or flags
+        18: "patient",  # group 2 (doctors) + patient row with suffix 00CC
+        19: "patient",  # is_superuser + group 2 + patient row with suffix 12ab
+        20: "doctor",  # group 2 + patient row whose suffix (5Bn) is not valid: groups decide
     }
     assert {k: rows[k]["profile_type"] for k in expected} == expected
     assert rows[2]["metadata"]["legacy_group_ids"] == [1, 2, 11]
@@ -536,7 +549,7 @@ def test_profile_emails_names_and_test_accounts(phase1_db) -> None:
     assert rows[16]["first_name"] is None  # ' NULL '
     assert rows[17]["last_name"] == "O'Brien"
     assert rows[11]["username"] is None  # blank username: kept for the suite to quarantine
-    assert rows[1]["password_hash"] == "pbkdf2_sha256$1"
+    assert "password_hash" not in rows[1], "the credential never rests in staging"
     assert rows[1]["last_login_at"] == JOINED and rows[1]["date_joined"] == JOINED
     assert rows[7]["is_active"] is False
     assert rows[4]["is_superuser"] is True and rows[5]["is_staff"] is True
@@ -649,7 +662,7 @@ def test_target_accepts_the_transformed_rows_and_links_the_care_team(phase1_db) 
     link = read_sql("load/profiles__link_care_team.sql")
     with connect(phase1_db) as conn:
         first = conn.execute(link).rowcount
-        assert first == 5  # users 6, 9, 10, 15, 16 have a resolvable doctor or office
+        assert first == 8  # users 6, 9, 10, 15, 16, 18, 19, 20 have a resolvable doctor or office
         links = dict(
             (r[0], (r[1], r[2]))
             for r in conn.execute(
@@ -668,6 +681,9 @@ def test_target_accepts_the_transformed_rows_and_links_the_care_team(phase1_db) 
         10: (1, 1),
         15: (1, None),  # office_id NULL
         16: (None, 1),  # doctor_id NULL: office still linked (office 1 exists)
+        18: (1, 1),
+        19: (1, 1),
+        20: (1, 1),
     }
     with connect(phase1_db) as conn:
         stamps = conn.execute("select legacy_user_id, updated_at from public.profiles").fetchall()
@@ -769,7 +785,7 @@ def test_row_level_security(phase1_db) -> None:
     offices = "select legacy_office_id from public.offices"
     assert visible(6, profiles) == {6}  # a patient: only themself
     assert visible(6, offices) == {1}  # and their office
-    assert visible(1, profiles) == {1, 6, 9, 10, 15}  # a doctor: themself and their patients
+    assert visible(1, profiles) == {1, 6, 9, 10, 15, 18, 19, 20}  # a doctor and their patients
     assert visible(1, offices) == {1, 2}  # offices they own (legacy doctor_id = 1)
     assert len(visible(3, profiles)) == total  # a master (staff) reads everyone
     assert visible(7, profiles) == {7}  # unclassified: only themself

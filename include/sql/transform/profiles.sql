@@ -2,6 +2,8 @@
 -- purpose: shape every staged auth_user row as a public.profiles row (one row per user), typed
 --          and with the user's dispatch_patient fields merged in.
 --   typing (legacy-system.md §1b, final rule), first match wins:
+--     0. a dispatch_patient row and a valid suffix (4 letters/digits) -> patient, whatever the
+--        groups or flags (a patient's account also put in the doctors' group is a patient);
 --     1. mapped groups (ref_group_profile_type: 2 doctor, 11 technician, 4 admin, 5 master,
 --        1 patient); several mapped groups -> the highest group id; unmapped groups ignored;
 --     2. flags: is_superuser -> master, else is_staff -> admin;
@@ -20,6 +22,7 @@
 --     invalid json -> null, raw text in metadata; suffix must be 4 letters/digits, else null
 --     with the raw value in metadata; doctor and office ids kept raw (legacy_doctor_user_id,
 --     legacy_office_id): load/profiles__link_care_team.sql resolves them after the upsert.
+-- auth_user.password is not staged (see the spec's direct_columns): it never rests here.
 -- inputs: staging.profiles__auth_user, staging.profiles__auth_user_groups,
 --         staging.profiles__dispatch_patient; temp tables ref_group_profile_type, ref_sex,
 --         ref_patient_status; setting migration.as_of (the run's snapshot time).
@@ -106,6 +109,7 @@ typed as (
     select
         c.*,
         coalesce(
+            case when pt.id is not null and pt.raw_suffix ~ '^[[:alnum:]]{4}$' then 'patient' end,
             gt.profile_type,
             case when c.is_superuser then 'master' when c.is_staff then 'admin' end,
             case when pt.id is not null then 'patient' end,
@@ -144,7 +148,6 @@ select
     t.patient_id::integer as legacy_patient_id,
     t.profile_type::public.profile_type as profile_type,
     (case when btrim(t.username) = '' then null else t.username end)::text as username,
-    t.password::text as password_hash,
     (case when t.email_valid then t.email_clean end)::text as email,
     t.first_name_clean::text as first_name,
     t.last_name_clean::text as last_name,

@@ -1,0 +1,37 @@
+-- 030_run_integrity.sql
+-- purpose: what makes a run trustworthy on a live legacy database and after a kill:
+--   * migration.runs.snapshot_at / legacy_snapshot: the one legacy snapshot every entity of
+--     the run read (its time, and its txid snapshot for the nightly sync's look-back);
+--   * migration.runs.owner / heartbeat_at / status_reason: which process drives a running run
+--     and when it last did something, so the next run can tell a dead run from a live one;
+--   * migration.staged_entities: which run the staging tables of an entity belong to. Every
+--     step after extract checks it, so a cleared task of an old run never loads what a newer
+--     run staged.
+-- needs: 010_migration_schema.sql (migration.runs).
+-- applied: at the start of every phase run (phase 1's schema_sql) and by every backup.
+-- idempotent: columns and tables are added only when missing; nothing is dropped or rewritten.
+
+alter table migration.runs
+    add column if not exists snapshot_at timestamptz,
+    add column if not exists legacy_snapshot text,
+    add column if not exists owner text,
+    add column if not exists heartbeat_at timestamptz,
+    add column if not exists status_reason text;
+
+comment on column migration.runs.snapshot_at is
+    'time of the legacy snapshot every entity of the run was extracted from (statement start).';
+comment on column migration.runs.legacy_snapshot is
+    'pg_current_snapshot() of that legacy snapshot (xmin:xmax:xip), for incremental look-back.';
+comment on column migration.runs.owner is
+    'host:pid of the process that last worked on the run; used to recognise a dead run.';
+comment on column migration.runs.status_reason is
+    'why a run ended as it did when that is not its own doing (e.g. abandoned by a dead process).';
+
+create table if not exists migration.staged_entities (
+    entity      text primary key,
+    run_id      text        not null references migration.runs (run_id),
+    snapshot_at timestamptz,
+    staged_at   timestamptz not null default now()
+);
+comment on table migration.staged_entities is
+    'Owner run of each entity''s staging tables; ids only. A row disappears with the tables.';
