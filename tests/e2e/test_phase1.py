@@ -320,31 +320,3 @@ def test_every_injected_defect_is_repaired_by_its_rule_or_quarantined(
         if not ok:
             failures.append((defect, table, legacy_id))
     assert not failures, f"defects neither repaired nor quarantined: {failures[:10]}"
-
-
-def test_database_errors_reach_the_log_without_legacy_values(make_db) -> None:
-    from migration_ops.errors import MigrationError, database_errors_without_values
-
-    dsn = make_db("phi_errors")
-    with connect(dsn) as conn:
-        conn.execute(
-            "create table t (name text, age integer constraint age_positive check (age > 0))"
-        )
-    for statement in (
-        "insert into t values ('Jane Sample-Patient', -1)",  # DETAIL: Failing row contains (...)
-        "select 'Jane Sample-Patient'::integer",  # invalid input syntax ... "Jane ..."
-    ):
-        with pytest.raises(MigrationError) as caught, connect(dsn) as conn:
-            with database_errors_without_values("profiles", "load"):
-                conn.execute(statement)
-        error = caught.value
-        assert "Jane" not in str(error) and error.__suppress_context__
-        assert str(error).startswith("[profiles] rule database.")
-    assert "constraint age_positive" in str(pytest.raises(MigrationError, _violate, dsn).value)
-
-
-def _violate(dsn: str) -> None:
-    from migration_ops.errors import database_errors_without_values
-
-    with connect(dsn) as conn, database_errors_without_values("profiles", "load"):
-        conn.execute("insert into t values ('x', -1)")
