@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate airflow test test-fast lint fmt bench sandbox db-up db-down clean
+.PHONY: help install demo migrate airflow test test-slow kill-converge test-fast lint fmt bench sandbox db-up db-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on htt
 
 test: $(STAMP) ## the whole test suite (unit, DAG integrity, end-to-end on embedded PostgreSQL)
 	$(PY) -m pytest -q
+
+test-slow: $(STAMP) ## the slow tier: kill `migrate` at fixed points, rerun, compare (CI runs it too)
+	$(PY) -m pytest -q -m slow
+
+kill-converge: $(STAMP) ## kill `migrate` at random moments N times (RUNS=10), rerun, compare
+	$(PY) scripts/kill_converge.py --runs $${RUNS:-10}
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -504,6 +504,32 @@ def _drop_database(dsn: str, database: str) -> None:
         )
 
 
+def drop_abandoned_scratch_databases(target_dsn: str) -> list[str]:
+    """Drop scratch databases a killed verification left behind; return their names.
+
+    A scratch database is a full copy of the target (legacy values included), so one that
+    outlived its verification must not stay. One still in use by a running verification
+    refuses a plain ``drop database`` and is left alone.
+    """
+    dropped = []
+    with connect(target_dsn, application_name="migration:backup:scratch", autocommit=True) as conn:
+        names = [
+            str(row[0])
+            for row in conn.execute(
+                "select datname from pg_database where datname ~ '^migration_verify_[0-9]+$'"
+            )
+        ]
+        for name in names:
+            try:
+                conn.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
+            except (psycopg.errors.ObjectInUse, psycopg.errors.InsufficientPrivilege):
+                continue
+            dropped.append(name)
+    if dropped:
+        log.info("dropped %d scratch databases left by killed verifications", len(dropped))
+    return dropped
+
+
 def _prepare_scratch(target_dsn: str, scratch: str, backup: Backup) -> None:
     """Create the scratch database with what the dump expects to exist already.
 
@@ -551,6 +577,7 @@ def verify_backup(target_dsn: str, backup_id: int) -> dict[str, int]:
             ENTITY, f"backup {backup_id} is {backup.status}, not dumped: cannot verify"
         )
     scratch = f"migration_verify_{backup_id}"
+    drop_abandoned_scratch_databases(target_dsn)
     try:
         check_tool_versions(target_dsn, ["pg_restore"])
         with store_for(backup.location).opened(backup.location) as path:

@@ -67,8 +67,13 @@ def _airflow(*args: str, log_path: Path | None = None) -> int:
         return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
 
 
-def migrate() -> int:
-    """Run the phases in order; return 0 when every phase validated."""
+def migrate(through: int | None = None) -> int:
+    """Run the phases in order (all, or up to phase ``through``); 0 when every one validated.
+
+    Safe to run again after it was killed at any point: a run left ``running`` by a dead
+    process is recognised and abandoned by the next run of its phase, which starts over from
+    a fresh snapshot and converges to the same target (upserts by legacy id).
+    """
     from include.entities import PHASES
     from migration_ops import reports, runs
     from migration_ops.connections import env_dsn
@@ -78,6 +83,8 @@ def migrate() -> int:
         return 2
     target = env_dsn("supabase_db")
     for phase in PHASES:
+        if through is not None and phase.number > through:
+            break
         started = time.monotonic()
         log_path = local_dir() / "logs" / f"{phase.dag_id}.log"
         print(f"phase {phase.number} ({phase.dag_id}) ... ", end="", flush=True)
@@ -190,14 +197,19 @@ def main(argv: list[str] | None = None) -> int:
         default_scale = float(os.environ.get("SCALE", "0.02"))
         sub_parser.add_argument("--scale", type=float, default=default_scale)
         sub_parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "7")))
-    sub.add_parser("migrate", help="run the phases in order against the configured connections")
+    migrate_parser = sub.add_parser(
+        "migrate", help="run the phases in order against the configured connections"
+    )
+    migrate_parser.add_argument(
+        "--through", type=int, default=None, help="stop after this phase (default: all)"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.scale, args.seed)
     if args.command == "airflow":
         return airflow(args.scale, args.seed)
     _prepare_environment(force_embedded=False)
-    return migrate()
+    return migrate(args.through)
 
 
 if __name__ == "__main__":

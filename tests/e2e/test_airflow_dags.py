@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,41 +12,71 @@ import pytest
 from include.entities import PHASES
 from migration_ops import local_env, runs
 from migration_ops.db import connect, scalar
+from tests.e2e.kill_harness import migrate_command, migrate_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def migrate_cli(
-    tmp_path: Path, pg_socket: str, legacy_db: str, target_db: str
+    tmp_path: Path,
+    pg_socket: str,
+    legacy_db: str,
+    target_db: str,
+    *,
+    fault: str | None = None,
+    through: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m migration_ops.cli migrate` against the given test databases.
 
     Supabase Storage is the ``supabase_storage`` fixture's server when a test started it.
+    ``fault`` names a failure :data:`FAULTS` injects into the Airflow process (through a
+    ``sitecustomize`` on its ``PYTHONPATH``); ``through`` stops after that phase.
     """
-    metadata = local_env.ensure_database(pg_socket, f"{target_db}_airflow", recreate=True)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MIGRATION_"))},
-        **local_env.environment(pg_socket),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace(
-            "postgresql://", "postgresql+psycopg://"
-        ),
-        "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, legacy_db),
-        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, target_db),
-        "MIGRATION_LOCAL_DIR": str(tmp_path / "local"),
-        "MIGRATION_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-    if "AIRFLOW_CONN_SUPABASE_STORAGE" in os.environ:
-        env["AIRFLOW_CONN_SUPABASE_STORAGE"] = os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"]
-    return subprocess.run(
-        [sys.executable, "-m", "migration_ops.cli", "migrate"],
+    env = migrate_env(tmp_path, pg_socket, legacy_db, target_db)
+    if fault is not None:
+        injected = tmp_path / "faults"
+        injected.mkdir(exist_ok=True)
+        (injected / "sitecustomize.py").write_text(FAULTS, encoding="utf-8")
+        env["PYTHONPATH"] = os.pathsep.join([str(injected), env["PYTHONPATH"]])
+        env["MIGRATION_TEST_FAULT"] = fault
+    return subprocess.run(  # noqa: S603 - our own CLI
+        migrate_command(through),
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
+
+
+#: Failures injected into `airflow dags test` (in-process tasks) by a sitecustomize module.
+#: ``reports_in_publish``: writing the reports fails while the run says validated (in publish;
+#: record_failure's write after marking the run failed works). ``finish_run``: marking the run
+#: validated fails. Both raise MigrationError, which the retry policy does not retry.
+FAULTS = """
+import os
+
+fault = os.environ.get("MIGRATION_TEST_FAULT")
+if fault:
+    from migration_ops import reports, runs
+    from migration_ops.errors import MigrationError
+
+    if fault == "reports_in_publish":
+        original_write = reports.write
+
+        def write(target_dsn, run_id, directory=None):
+            if reports.collect(target_dsn, run_id)["run"]["status"] == "validated":
+                raise MigrationError("reports", "injected: the report volume is full")
+            return original_write(target_dsn, run_id, directory)
+
+        reports.write = write
+    elif fault == "finish_run":
+        def finish_run(target_dsn, run, phase):
+            raise MigrationError("phase-1", "injected: the target went read-only")
+
+        runs.finish_run = finish_run
+"""
 
 
 def asset_events(pg_socket: str, target_db: str) -> dict[str, int]:
@@ -65,14 +95,61 @@ def test_migrate_runs_every_phase_through_airflow(
     target = local_env.ensure_database(pg_socket, "e2e_airflow_target", recreate=True)
     result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "balanced" in result.stdout
     for phase in PHASES:
         assert runs.latest_run_status(target, phase.number) == "validated", phase.dag_id
     assert len(list((tmp_path / "reports").glob("*/reconciliation.md"))) == len(PHASES)
     assert asset_events(pg_socket, "e2e_airflow_target") == {p.asset_uri: 1 for p in PHASES}
     with connect(target) as conn:
-        assert (
-            scalar(conn, "select count(*) from migration.audit_log where action = 'run_phase'") >= 1
+        recorded = conn.execute(
+            "select r.run_id, c.entity, c.source_rows, c.loaded_rows, c.merged_rows, "
+            "c.quarantined_rows from migration.runs as r "
+            "join migration.reconciliation as c on c.run_id = r.run_id order by r.phase, c.entity"
+        ).fetchall()
+        audited = conn.execute(
+            "select a.run_id, a.phase from migration.audit_log as a "
+            "join migration.runs as r on r.run_id = a.run_id where a.action = 'run_phase'"
+        ).fetchall()
+        run_ids = [r[0] for r in conn.execute("select run_id from migration.runs order by phase")]
+    assert sorted(audited) == sorted(zip(run_ids, [p.number for p in PHASES], strict=True)), (
+        "one audit row per phase run, naming that run"
+    )
+    with connect(sandbox_dsn) as conn:
+        legacy_users = scalar(conn, "select count(*) from auth_user")
+    entities = sum(len(p.entities) for p in PHASES)
+    assert len(recorded) == entities
+    printed = _printed_reconciliation(result.stdout)
+    for _, entity, source, loaded, merged, quarantined in recorded:
+        assert source == loaded + merged + quarantined
+        assert printed[entity] == (source, loaded, merged, quarantined), entity
+    assert printed["profiles"][0] == legacy_users, "every legacy user is counted as source"
+
+
+def _printed_reconciliation(stdout: str) -> dict[str, tuple[int, int, int, int]]:
+    """Entity → (source, loaded, merged, quarantined) from the tables `make migrate` prints."""
+    printed = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) >= 5 and cells[1].isdigit():
+            printed[cells[0]] = tuple(int(c) for c in cells[1:5])
+    return printed
+
+
+@pytest.mark.parametrize("fault", ["reports_in_publish", "finish_run"])
+def test_status_reports_and_asset_agree_when_publishing_fails(
+    tmp_path, pg_socket, sandbox_dsn, fault
+) -> None:
+    target_db = f"e2e_publish_{fault}"
+    target = local_env.ensure_database(pg_socket, target_db, recreate=True)
+    result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", target_db, fault=fault, through=1)
+    assert result.returncode != 0
+    assert runs.latest_run_status(target, 1) == "failed"
+    assert asset_events(pg_socket, target_db) == {}, "no Asset without a validated run"
+    reports = list((tmp_path / "reports").glob("*/report.json"))
+    assert len(reports) == 1
+    assert json.loads(reports[0].read_text())["run"]["status"] == "failed"
+    with connect(target) as conn:
+        assert scalar(conn, "select count(*) from migration.reconciliation") == 3, (
+            "the entities themselves loaded and reconciled"
         )
 
 

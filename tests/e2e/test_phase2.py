@@ -116,15 +116,16 @@ def test_every_quarantined_row_names_its_entity_id_and_rule(migrated) -> None:
         assert row["legacy_id"] is not None
 
 
-def test_links_wait_for_offices_quarantined_in_phase_1(migrated) -> None:
+def test_links_wait_for_offices_quarantined_in_phase_1(migrated, sandbox_dsn) -> None:
     held_offices = set(_quarantine(migrated.target, "offices"))
     assert held_offices, "the sandbox injects impossible tax rates"
     owners = _quarantine(migrated.target, "office_owners")
     assert set(owners) == held_offices
     assert all("office_owners.office_resolves" in rules for rules in owners.values())
-    m2m = _rows(
-        migrated.target,
-        "select legacy_office_doctor_id, legacy_office_id from staging.doctor_offices__transformed",
+    m2m = _rows(  # staging is empty once loaded: read the links from legacy
+        sandbox_dsn,
+        "select id as legacy_office_doctor_id, office_id as legacy_office_id "
+        "from dispatch_office_doctors",
     )
     held_links = {
         r["legacy_office_doctor_id"] for r in m2m if r["legacy_office_id"] in held_offices

@@ -1,0 +1,194 @@
+"""Kill `make migrate` (SIGKILL to its whole process group) at a chosen moment, run it again,
+and compare the target with a clean full load: same rows by legacy id, same open quarantine.
+
+Used by ``tests/e2e/test_kill_converges.py`` (fixed kill points) and
+``scripts/kill_converge.py`` (random moments, N times in a row). The moments are recognised
+by watching the databases, never by hooks in the product: ``pg_stat_activity`` shows which
+step is working (every session is tagged with ``application_name``), ``migration.runs``
+shows when a phase has validated.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from include.entities import PHASES
+from migration_ops import local_env
+from migration_ops.db import connect, qualified
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: What each kill point waits for, as a query on the server (any database) returning a row.
+KILL_POINTS: dict[str, str] = {
+    "backup": (
+        "select 1 from pg_stat_activity where application_name in ('pg_dump', 'pg_restore') "
+        "or application_name like 'migration:backup%%'"
+    ),
+    "extract": (
+        "select 1 from pg_stat_activity where application_name like 'migration:extract:%%' "
+        "and state = 'active'"
+    ),
+    "load": (
+        "select 1 from pg_stat_activity where application_name like 'migration:load:%%' "
+        "and state <> 'idle'"
+    ),
+}
+
+
+def migrate_env(
+    workdir: Path,
+    pg_socket: str,
+    legacy_db: str,
+    target_db: str,
+    *,
+    fresh_metadata: bool = True,
+) -> dict[str, str]:
+    """Environment for ``python -m migration_ops.cli migrate`` on the given test databases.
+
+    Supabase Storage is the ``supabase_storage`` fixture's server when a test started it.
+    """
+    metadata = local_env.ensure_database(pg_socket, f"{target_db}_airflow", recreate=fresh_metadata)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MIGRATION_"))},
+        **local_env.environment(pg_socket),
+        "AIRFLOW_HOME": str(workdir / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace(
+            "postgresql://", "postgresql+psycopg://"
+        ),
+        "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, legacy_db),
+        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, target_db),
+        "MIGRATION_LOCAL_DIR": str(workdir / "local"),
+        "MIGRATION_REPORTS_DIR": str(workdir / "reports"),
+    }
+    if "AIRFLOW_CONN_SUPABASE_STORAGE" in os.environ:
+        env["AIRFLOW_CONN_SUPABASE_STORAGE"] = os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"]
+    return env
+
+
+def migrate_command(through: int | None) -> list[str]:
+    """The command ``make migrate`` runs (optionally stopping after phase ``through``)."""
+    extra = ["--through", str(through)] if through else []
+    return [sys.executable, "-m", "migration_ops.cli", "migrate", *extra]
+
+
+def _phase_validated(phase: int) -> Callable[[str, str], bool]:
+    def reached(server_dsn: str, target_dsn: str) -> bool:
+        with connect(target_dsn, autocommit=True) as conn:
+            exists = conn.execute("select to_regclass('migration.runs')").fetchone()
+            if not exists or exists[0] is None:
+                return False
+            row = conn.execute(
+                "select 1 from migration.runs where phase = %s and status = 'validated'", (phase,)
+            ).fetchone()
+        return row is not None
+
+    return reached
+
+
+def _activity(query: str) -> Callable[[str, str], bool]:
+    def reached(server_dsn: str, target_dsn: str) -> bool:
+        with connect(server_dsn, autocommit=True) as conn:
+            return conn.execute(query).fetchone() is not None
+
+    return reached
+
+
+def kill_condition(point: str) -> Callable[[str, str], bool]:
+    """``backup``, ``extract``, ``load`` or ``after-phase-N`` (between phases N and N+1)."""
+    if point.startswith("after-phase-"):
+        return _phase_validated(int(point.rsplit("-", 1)[1]))
+    return _activity(KILL_POINTS[point])
+
+
+def kill_at(
+    env: dict[str, str],
+    server_dsn: str,
+    target_dsn: str,
+    *,
+    point: str | None = None,
+    after_seconds: float | None = None,
+    through: int | None = None,
+    timeout: float = 600,
+) -> str:
+    """Start ``migrate``, SIGKILL its process group at ``point`` (or after a delay).
+
+    Returns:
+        what happened: ``killed at <point>`` / ``killed after <s>s``, or ``finished`` when
+        the run ended before the moment came.
+    """
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        migrate_command(through),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes every child with it
+    )
+    reached = kill_condition(point) if point else None
+    deadline = time.monotonic() + (after_seconds if after_seconds is not None else timeout)
+    while process.poll() is None and time.monotonic() < deadline:
+        if reached is not None and reached(server_dsn, target_dsn):
+            break
+        time.sleep(0.01)
+    if process.poll() is not None:
+        return "finished"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return f"killed at {point}" if point else f"killed after {after_seconds:.1f}s"
+
+
+def run_to_end(env: dict[str, str], through: int | None, timeout: float = 900) -> int:
+    """Run ``migrate`` once more, to the end; return its exit code."""
+    return subprocess.run(  # noqa: S603 - our own CLI
+        migrate_command(through),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    ).returncode
+
+
+def comparable(target_dsn: str, through: int | None = None) -> dict[str, Any]:
+    """Every migrated row without generated ids and timestamps, plus the open quarantine.
+
+    Two targets loaded from the same legacy database compare equal exactly when they hold the
+    same rows by legacy id and hold back the same rows under the same rules.
+    """
+    phases = [p for p in PHASES if through is None or p.number <= through]
+    result: dict[str, Any] = {}
+    with connect(target_dsn) as conn:
+        for phase in phases:
+            for entity in phase.entities:
+                result[entity.name] = _entity_rows(conn, entity.target_table)
+        result["quarantine"] = conn.execute(
+            "select entity, legacy_id, rule from migration.quarantine "
+            "where resolved_at is null order by 1, 2, 3"
+        ).fetchall()
+    return result
+
+
+def _entity_rows(conn: Any, table: str) -> list[tuple[Any, ...]]:
+    schema, name = table.split(".")
+    columns: Sequence[str] = [
+        r[0]
+        for r in conn.execute(
+            "select column_name from information_schema.columns where table_schema = %s "
+            "and table_name = %s and data_type <> 'uuid' "
+            "and column_name not in ('created_at', 'updated_at') order by ordinal_position",
+            (schema, name),
+        )
+    ]
+    query = sql.SQL("select {} from {}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns), qualified(table)
+    )
+    return sorted((tuple(row) for row in conn.execute(query).fetchall()), key=repr)
