@@ -84,7 +84,7 @@ def load_entity(
         conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(lock_timeout)))
         runs.require_running(conn, run, entity=entity.name)
         staging.require_owner(conn, run.run_id, entity, lock=True)
-        inserted, updated = _upsert(conn, entity)
+        inserted, updated = upsert_validated(conn, entity)
         if entity.direct_columns:
             _copy_direct_columns(conn, entity, legacy_dsn)
         for path in entity.post_load_sql:
@@ -110,7 +110,7 @@ def load_entity(
     return outcome
 
 
-def _upsert(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:
+def upsert_validated(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:
     """``load/upsert.sql`` for the entity's staged columns; returns (inserted, updated)."""
     columns = loadable_columns(conn, entity)
     ident = [sql.Identifier(c) for c in columns]

@@ -222,3 +222,31 @@ def test_gates_block_fan_out_and_dropped_rows(make_db) -> None:
             conn.execute(mutation)
         with pytest.raises(ValidationFailed, match=re.escape(rule)):
             pipeline.validate_step(dsn, run, entity, limit=QuarantineLimit(fraction=1.0))
+
+
+@pytest.mark.e2e
+def test_a_blocked_load_leaves_the_quarantine_history_as_it_was(engine_db) -> None:
+    from migration_ops.errors import ValidationFailed
+
+    _run(engine_db, "history-1", load=True)
+    history = "select * from migration.quarantine order by quarantine_id"
+    with connect(engine_db) as conn:
+        before = conn.execute(history).fetchall()
+    load_staging(engine_db)
+    with connect(engine_db) as conn:  # office 4 heals, office 1 breaks: new decisions
+        conn.execute("update staging.offices__dispatch_office set tax_rate = 0.0825 where id = 4")
+        conn.execute("update staging.offices__dispatch_office set tax_rate = 150 where id = 1")
+    run = runs.begin_run(engine_db, PHASE_1, "history-2", triggered_by="pytest", params={})
+    adopt_staging(engine_db, run, OFFICES)
+    pipeline.transform_step(engine_db, run, OFFICES)
+    with pytest.raises(ValidationFailed, match="above the run's limit"):
+        pipeline.validate_step(engine_db, run, OFFICES, limit=QuarantineLimit(0.0, 0))
+    with connect(engine_db) as conn:
+        assert conn.execute(history).fetchall() == before, "nothing resolved, refreshed or added"
+    assert staged_quarantine(engine_db, [OFFICES])["offices"] == {
+        (1, "offices.tax_rate_fraction"),
+        (5, "offices.tax_rate_fraction"),
+        (6, "offices.tax_rate_fraction"),
+        (11, "offices.tax_rate_present"),
+        (12, "offices.tax_rate_fraction"),
+    }, "the decisions the blocked run would have recorded stay visible in staging"

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from include.entities.phase1_core import OFFICES, ORDER_TYPES, PHASE_1, PROFILES
 from include.entities.spec import EntitySpec
@@ -30,6 +31,7 @@ from include.transforms.reference import (
     PROFILE_TYPES,
     country_key,
 )
+from migration_ops import load
 from migration_ops.db import connect, read_sql, run_sql_file
 from migration_ops.transform import create_reference_tables, run_transform
 
@@ -214,29 +216,23 @@ def rows_by_key(dsn: str, entity: EntitySpec) -> dict[int, dict[str, Any]]:
 
 
 def simulate_load(dsn: str, entity: EntitySpec, skip: set[int]) -> None:
-    """Insert the transformed rows (minus ``skip``, standing for the quarantine) into the target.
+    """Load the transformed rows (minus ``skip``, standing for the quarantine) into the target.
 
-    A plain stand-in for the engine's upsert: it proves the target accepts every column.
+    Through the product's own upsert (``include/sql/load/upsert.sql``), from a ``__validated``
+    table built the way the validate step builds it; no run bookkeeping, no post-load SQL.
     """
+    validated = sql.Identifier("staging", f"{entity.name}__validated")
     with connect(dsn) as conn:
-        columns = [
-            r[0]
-            for r in conn.execute(
-                "select column_name from information_schema.columns where table_schema = 'staging'"
-                " and table_name = %s order by ordinal_position",
-                (f"{entity.name}__transformed",),
-            )
-            if not r[0].startswith("_")
-        ]
-        col_list = ", ".join(columns)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != entity.conflict_key)
-        keys = list(skip) or [-1]
+        conn.execute(sql.SQL("drop table if exists {}").format(validated))
         conn.execute(
-            f"insert into {entity.target_table} ({col_list}) select {col_list} "
-            f"from staging.{entity.name}__transformed where not ({entity.key} = any(%s)) "
-            f"on conflict ({entity.conflict_key}) do update set {updates}",
-            (keys,),
+            sql.SQL("create table {} as select * from {} where not ({} = any(%s))").format(
+                validated,
+                sql.Identifier("staging", f"{entity.name}__transformed"),
+                sql.Identifier(entity.key),
+            ),
+            (list(skip) or [-1],),
         )
+        load.upsert_validated(conn, entity)
 
 
 @pytest.fixture
