@@ -20,7 +20,7 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
     with connect(target_dsn, application_name="migration:report") as conn:
         run = conn.execute(
             "select run_id, phase, dag_id, status, as_of, started_at, finished_at, triggered_by, "
-            "params from migration.runs where run_id = %s",
+            "params, snapshot_at, status_reason from migration.runs where run_id = %s",
             (run_id,),
         ).fetchone()
         if run is None:
@@ -55,6 +55,8 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
         "finished_at",
         "triggered_by",
         "params",
+        "snapshot_at",
+        "status_reason",
     )
     return {
         "run": {
@@ -140,6 +142,8 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
         f"- run: `{run['run_id']}`",
         f"- status: **{run['status']}**",
         f"- as of: {run['as_of']}; started {run['started_at']}; finished {run['finished_at']}",
+        f"- legacy snapshot read by every entity: {run['snapshot_at']}",
+        *([f"- why: {run['status_reason']}"] if run["status_reason"] else []),
         f"- triggered by: {run['triggered_by']}",
         "",
         "## Reconciliation (source = loaded + merged + quarantined)",
