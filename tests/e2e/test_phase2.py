@@ -28,6 +28,7 @@ from migration_ops.errors import GateClosed
 from migration_ops.validate import QuarantineLimit
 from tests.e2e.conftest import SANDBOX_MEDIA, run_phase
 from tests.e2e.fingerprint import assert_rerun_is_a_no_op, fingerprints
+from tests.unit.staged_runs import staged_quarantine
 
 pytestmark = pytest.mark.e2e
 PHASE_1, PHASE_2 = get_phase(1), get_phase(2)
@@ -357,19 +358,16 @@ def test_injected_rows_are_quarantined_with_their_rules(migrated, sandbox_dsn) -
         )
     pipeline.transform_step(target, run, FILES)
     pipeline.validate_step(target, run, FILES, limit=QuarantineLimit())
-    held = _rows(
-        target,
-        "select entity, legacy_id, rule from migration.quarantine "
-        "where last_run_id = 'p2-inject' and legacy_id >= 900000",
-    )
-    assert {(r["entity"], r["legacy_id"], r["rule"]) for r in held} == {
+    runs.mark_failed(target, "p2-inject")  # never loaded: leave no running run behind
+    decisions = staged_quarantine(target, [ORDERS, FILES])  # recorded only by a load
+    held = {(e, i, rule) for e, rows in decisions.items() for i, rule in rows if i >= 900000}
+    assert held == {
         ("orders", 900001, "orders.patient_resolves"),
         ("orders", 900002, "orders.order_type_resolves"),
         ("orders", 900003, "orders.jaws_resolve"),
         ("files", 900001, "files.order_resolves"),
         ("files", 900002, "files.size_not_negative"),
     }
-    runs.mark_failed(target, "p2-inject")  # never loaded: leave no running run behind
 
 
 # ----------------------------------------------------------------------------- rerun (last)
