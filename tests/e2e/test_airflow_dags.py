@@ -33,7 +33,9 @@ def migrate_cli(
             "postgresql://", "postgresql+psycopg://"
         ),
         "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, legacy_db),
-        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, target_db),
+        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(
+            pg_socket, target_db, login=local_env.SUPABASE_ROLE
+        ),
         "MIGRATION_LOCAL_DIR": str(tmp_path / "local"),
         "MIGRATION_REPORTS_DIR": str(tmp_path / "reports"),
     }
@@ -62,7 +64,7 @@ def asset_events(pg_socket: str, target_db: str) -> dict[str, int]:
 def test_migrate_runs_every_phase_through_airflow(
     tmp_path, pg_socket, sandbox_dsn, supabase_storage
 ) -> None:
-    target = local_env.ensure_database(pg_socket, "e2e_airflow_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_airflow_target", recreate=True)
     result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "balanced" in result.stdout
@@ -76,9 +78,11 @@ def test_migrate_runs_every_phase_through_airflow(
         )
 
 
-def test_migrate_exits_non_zero_when_a_phase_fails(tmp_path, pg_socket, make_db) -> None:
+def test_migrate_exits_non_zero_when_a_phase_fails(
+    tmp_path, pg_socket, make_db, supabase_db
+) -> None:
     broken_legacy = make_db("broken_legacy")  # empty: every extract hits schema drift
-    target = make_db("broken_target")
+    target = supabase_db("broken_target")
     result = migrate_cli(
         tmp_path,
         pg_socket,
