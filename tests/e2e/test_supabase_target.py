@@ -10,6 +10,11 @@ table grants and policies come back exactly; Supabase's own objects are never ch
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -181,3 +186,38 @@ def test_phase_backup_and_both_rollbacks_run_as_the_non_superuser(target, sandbo
 def _count(dsn: str, table: str) -> int:
     with connect(dsn) as conn:
         return int(scalar(conn, f"select count(*) from {table}"))
+
+
+# ------------------------------------------------------------------ the daily backup DAG
+@pytest.mark.airflow
+def test_daily_backup_dag_runs_as_the_non_superuser(target, pg_socket, tmp_path) -> None:
+    """`airflow dags test backup_target`: target and legacy dumped, verified, rotated."""
+    metadata = local_env.ensure_database(pg_socket, "e2e_supabase_airflow", recreate=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        **local_env.environment(pg_socket),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.replace(
+            "postgresql://", "postgresql+psycopg://"
+        ),
+        "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, "e2e_legacy"),
+        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(
+            pg_socket, "e2e_supabase_target", login=local_env.SUPABASE_ROLE
+        ),
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    conf = '{"include_legacy": true, "reason": "daily as supabase_postgres"}'
+    for command in (["db", "migrate"], ["dags", "test", "backup_target", "-c", conf]):
+        result = subprocess.run(
+            [airflow, *command], env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with connect(target) as conn:
+        done = conn.execute(
+            "select database, status, verification_skipped -> 'default_privileges' "
+            "from migration.backups where reason = 'daily as supabase_postgres' order by 1"
+        ).fetchall()
+    assert done == [
+        ("legacy", "verified", None),
+        ("target", "verified", SUPABASE_ADMIN_DEFAULTS),
+    ]
