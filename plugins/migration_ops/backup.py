@@ -9,7 +9,10 @@ A backup is only worth its restore. So each one is taken and then proven:
 2. **verify**: the file is read back from its store, its sha256 checked, restored into a
    scratch database created on the target's server, and the scratch database's row counts
    compared with the dump-time counts. Any difference marks the backup ``failed`` and
-   raises, which keeps a phase from starting on an unproven restore point.
+   raises, which keeps a phase from starting on an unproven restore point. The restore runs
+   as the connecting role, which on Supabase is no superuser: what that role may not create
+   (other roles' default privileges, untrusted extensions) is left out and recorded in the
+   manifest's ``verification_skipped`` (decision 0006).
 3. **rotate**: :mod:`include.transforms.rotation` decides; files of pruned backups are
    removed, their manifest rows kept (``pruned_at``).
 

@@ -5,6 +5,11 @@ reuse it), holds several databases: ``legacy`` (the sandbox legacy system), ``ta
 (the Supabase stand-in) and ``airflow`` (Airflow's metadata). It listens on a Unix socket
 inside its data directory only, never on a TCP port.
 
+:func:`ensure_supabase_database` makes a database shaped like a Supabase project's (its
+roles, ``auth`` helpers, extensions, default privileges) and returns the DSN of a
+non-superuser with the privileges of Supabase's ``postgres`` role: the tests' targets, so
+that nothing the project does on a target can quietly rely on superuser.
+
 Command line::
 
     python -m migration_ops.local_env up      # start, create the databases, print env exports
