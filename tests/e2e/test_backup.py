@@ -24,7 +24,7 @@ def target(pg_socket, tmp_path_factory):
     """A target with the phase 1 schema (seeded order types) and a few offices."""
     mp = pytest.MonkeyPatch()
     mp.setenv("MIGRATION_BACKUP_DIR", str(tmp_path_factory.mktemp("backups")))
-    dsn = local_env.ensure_database(pg_socket, "e2e_backup_target", recreate=True)
+    dsn = local_env.ensure_supabase_database(pg_socket, "e2e_backup_target", recreate=True)
     runs.apply_schema(dsn, get_phase(1))
     with connect(dsn) as conn:
         conn.execute(
@@ -177,8 +177,8 @@ def test_legacy_database_backup_is_verified(target, sandbox_dsn) -> None:
     assert done["counts"]["public.auth_user"] == table_count(sandbox_dsn, "public.auth_user") > 0
 
 
-def test_backups_go_to_s3_when_a_bucket_is_configured(make_db, monkeypatch) -> None:
-    dsn = make_db("s3_target")
+def test_backups_go_to_s3_when_a_bucket_is_configured(supabase_db, monkeypatch) -> None:
+    dsn = supabase_db("s3_target")
     with s3_server() as endpoint:
         monkeypatch.setenv("AIRFLOW_CONN_BACKUP_S3", aws_connection(endpoint))
         monkeypatch.setenv("MIGRATION_BACKUP_S3_BUCKET", "migration-backups")

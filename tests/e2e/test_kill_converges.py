@@ -22,7 +22,7 @@ THROUGH = 2
 @pytest.fixture(scope="module")
 def clean_load(pg_socket, sandbox_dsn, supabase_storage) -> dict:
     """Phases 1–2 loaded once, without interruption: what every killed run must converge to."""
-    target = local_env.ensure_database(pg_socket, "e2e_kill_reference", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_kill_reference", recreate=True)
     for number in range(1, THROUGH + 1):
         run_phase(sandbox_dsn, target, get_phase(number), f"reference-{number}")
     return comparable(target, THROUGH)
@@ -33,7 +33,7 @@ def test_killed_migrate_converges_on_the_next_run(
     tmp_path, pg_socket, clean_load, point, supabase_storage
 ) -> None:
     target_db = f"e2e_kill_{point.replace('-', '_')}"
-    target = local_env.ensure_database(pg_socket, target_db, recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, target_db, recreate=True)
     env = migrate_env(tmp_path, pg_socket, "e2e_legacy", target_db)
     server = local_env.dsn(pg_socket, "postgres")
 

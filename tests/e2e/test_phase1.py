@@ -44,7 +44,7 @@ def migrated(sandbox_dsn, pg_socket):
     from migration_ops import local_env
     from tests.e2e.conftest import run_phase
 
-    target = local_env.ensure_database(pg_socket, "e2e_phase1_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_phase1_target", recreate=True)
     first = run_phase(sandbox_dsn, target, PHASE_1, "phase1-first")
     return target, first, fingerprints(target)
 
@@ -105,9 +105,9 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
     from migration_ops import local_env
     from tests.e2e.conftest import run_phase
 
-    clean = local_env.ensure_database(pg_socket, "e2e_kill_clean", recreate=True)
+    clean = local_env.ensure_supabase_database(pg_socket, "e2e_kill_clean", recreate=True)
     run_phase(sandbox_dsn, clean, PHASE_1, "clean")
-    killed = local_env.ensure_database(pg_socket, "e2e_kill_target", recreate=True)
+    killed = local_env.ensure_supabase_database(pg_socket, "e2e_kill_target", recreate=True)
     runs.apply_schema(killed, PHASE_1)
     run = runs.begin_run(killed, PHASE_1, "killed", triggered_by="pytest", params={})
     pipeline.extract_step(sandbox_dsn, killed, run, PHASE_1.ordered())
@@ -188,7 +188,7 @@ def _comparable(dsn: str) -> dict[str, list[tuple]]:
 def test_suite_level_failure_blocks_the_load(sandbox_dsn, pg_socket) -> None:
     from migration_ops import local_env
 
-    target = local_env.ensure_database(pg_socket, "e2e_suite_fail", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_suite_fail", recreate=True)
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "dup", triggered_by="pytest", params={})
     pipeline.extract_step(sandbox_dsn, target, run, [OFFICES])
@@ -209,7 +209,7 @@ def test_suite_level_failure_blocks_the_load(sandbox_dsn, pg_socket) -> None:
 def test_quarantine_share_above_the_limit_fails_the_entity(sandbox_dsn, pg_socket) -> None:
     from migration_ops import local_env
 
-    target = local_env.ensure_database(pg_socket, "e2e_fraction", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_fraction", recreate=True)
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "strict", triggered_by="pytest", params={})
     pipeline.extract_step(sandbox_dsn, target, run, [OFFICES])
@@ -220,11 +220,11 @@ def test_quarantine_share_above_the_limit_fails_the_entity(sandbox_dsn, pg_socke
         )
 
 
-def test_schema_drift_names_entity_table_and_rule(sandbox_dsn, make_db) -> None:
+def test_schema_drift_names_entity_table_and_rule(sandbox_dsn, make_db, supabase_db) -> None:
     legacy = make_db("drift")
     with connect(legacy) as conn:
         conn.execute("create table dispatch_office (id integer primary key, name text)")
-    target = make_db("drift_target")
+    target = supabase_db("drift_target")
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "drift", triggered_by="pytest", params={})
     with pytest.raises(

@@ -46,7 +46,7 @@ class Migrated:
 
 @pytest.fixture(scope="module")
 def migrated(sandbox_dsn, pg_socket, supabase_storage) -> Migrated:
-    target = local_env.ensure_database(pg_socket, "e2e_phase2_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_phase2_target", recreate=True)
     run_phase(sandbox_dsn, target, PHASE_1, "p2-phase1")
     started = time.monotonic()
     first = run_phase(sandbox_dsn, target, PHASE_2, "p2-first")
@@ -283,10 +283,10 @@ def test_objects_arrived_with_their_bytes_and_checksums(
 
 
 # ----------------------------------------------------------------------------- gate
-def test_gate_refuses_phase_2_until_phase_1_validated(migrated, make_db) -> None:
+def test_gate_refuses_phase_2_until_phase_1_validated(migrated, supabase_db) -> None:
     runs.check_gate(migrated.target, PHASE_2)  # phase 1 validated on this target
 
-    fresh = make_db("gate")
+    fresh = supabase_db("gate")
     with pytest.raises(GateClosed, match="phase 2 cannot start: phase 1 has never run"):
         runs.check_gate(fresh, PHASE_2)
     runs.apply_schema(fresh, PHASE_1)
@@ -297,9 +297,11 @@ def test_gate_refuses_phase_2_until_phase_1_validated(migrated, make_db) -> None
 
 
 @pytest.mark.airflow
-def test_gate_task_fails_a_manual_run_through_airflow(tmp_path, pg_socket, make_db) -> None:
+def test_gate_task_fails_a_manual_run_through_airflow(
+    tmp_path, pg_socket, make_db, supabase_db
+) -> None:
     """`airflow dags test` of phase 2 on a target where phase 1 never ran: the gate task fails."""
-    target = make_db("gate_airflow")
+    target = supabase_db("gate_airflow")
     metadata = make_db("gate_airflow_meta")
     target_db = target.split("/")[-1].split("?")[0]
     env = {
@@ -310,7 +312,9 @@ def test_gate_task_fails_a_manual_run_through_airflow(tmp_path, pg_socket, make_
             "postgresql://", "postgresql+psycopg://"
         ),
         "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, "e2e_legacy"),
-        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, target_db),
+        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(
+            pg_socket, target_db, login=local_env.SUPABASE_ROLE
+        ),
         "MIGRATION_LOCAL_DIR": str(tmp_path / "local"),
         "MIGRATION_REPORTS_DIR": str(tmp_path / "reports"),
     }

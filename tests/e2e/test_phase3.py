@@ -69,7 +69,7 @@ def _run_phases(legacy: str, target: str, prefix: str) -> RunContext:
 
 @pytest.fixture(scope="module")
 def migrated(sandbox_dsn: str, pg_socket: str, supabase_storage: LocalStorageServer) -> Migrated:
-    target = local_env.ensure_database(pg_socket, "e2e_phase3_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_phase3_target", recreate=True)
     run_phase(sandbox_dsn, target, get_phase(1), "p3-phase1")
     with pytest.raises(GateClosed, match="phase 2 has never run"):
         runs.check_gate(target, PHASE_3)
@@ -87,7 +87,7 @@ def other(
     legacy = local_env.ensure_database(pg_socket, "e2e_legacy_phase3_other")
     if not sandbox_exists(legacy, SCALE, OTHER_SEED):
         build_sandbox(legacy, scale=SCALE, seed=OTHER_SEED, media_dir=OTHER_MEDIA)
-    target = local_env.ensure_database(pg_socket, "e2e_phase3_other_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_phase3_other_target", recreate=True)
     listing = write_expected_objects(legacy, tmp_path_factory.mktemp("other") / "expected.txt")
     with LocalStorageServer(tmp_path_factory.mktemp("other_storage")) as server:
         previous = os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"]

@@ -44,7 +44,7 @@ class Migrated:
 
 @pytest.fixture(scope="module")
 def migrated(sandbox_dsn: str, pg_socket: str, supabase_storage: LocalStorageServer) -> Migrated:
-    target = local_env.ensure_database(pg_socket, "e2e_phase4_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_phase4_target", recreate=True)
     run_phase(sandbox_dsn, target, get_phase(1), "p4-phase1")
     run_phase(sandbox_dsn, target, get_phase(2), "p4-phase2")
     with pytest.raises(GateClosed, match="phase 3 has never run"):

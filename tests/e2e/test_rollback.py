@@ -26,7 +26,12 @@ from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
 from migration_ops.rollback import RollbackRefused
 from tests.e2e.conftest import run_phase
-from tests.e2e.fingerprint import fingerprints, public_tables
+from tests.e2e.fingerprint import (
+    auth_functions,
+    fingerprints,
+    public_tables,
+    tables_without_rls,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -138,6 +143,7 @@ class Migrated:
 
     target: str
     legacy: str
+    auth: dict[str, tuple[str, ...]] = field(default_factory=dict)
     after: dict[int, Fingerprints] = field(default_factory=dict)
     seeded: dict[int, Fingerprints] = field(default_factory=dict)
     content_seeded: dict[int, Fingerprints] = field(default_factory=dict)
@@ -205,8 +211,8 @@ def migrated(request, sandbox_dsn, pg_socket, tmp_path_factory) -> Migrated:
         pass
     mp = pytest.MonkeyPatch()
     mp.setenv("MIGRATION_BACKUP_DIR", str(tmp_path_factory.mktemp("backups")))
-    target = local_env.ensure_database(pg_socket, "e2e_rollback_target", recreate=True)
-    state = Migrated(target, sandbox_dsn)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_rollback_target", recreate=True)
+    state = Migrated(target, sandbox_dsn, auth_functions(target))
     state.after[0], state.content_after[0] = fingerprints(target), contents(target)
     for phase in PHASES:
         # What the phase's schema alone creates (begin applies it before any entity loads).
@@ -289,6 +295,8 @@ def test_rollback_restores_the_state_before_the_phase_and_a_rerun_converges(
     result = rollback.roll_back(migrated.target, k, mode="restore", actor="pytest", confirm=str(k))
     logged = _rolled_back(migrated, k, history, "restore")
     assert logged["backup_id"] == result["backup_id"] > 0
+    assert tables_without_rls(migrated.target) == [], "RLS stays on for every restored table"
+    assert auth_functions(migrated.target) == migrated.auth, "Supabase's auth helpers untouched"
     migrated.run(get_phase(k))
     assert_same_state(
         contents(migrated.target),
@@ -398,7 +406,9 @@ def test_rollback_dag_runs_through_airflow(migrated: Migrated, pg_socket, tmp_pa
             "postgresql://", "postgresql+psycopg://"
         ),
         "AIRFLOW_CONN_LEGACY_DB": local_env.airflow_conn_uri(pg_socket, "e2e_legacy"),
-        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(pg_socket, "e2e_rollback_target"),
+        "AIRFLOW_CONN_SUPABASE_DB": local_env.airflow_conn_uri(
+            pg_socket, "e2e_rollback_target", login=local_env.SUPABASE_ROLE
+        ),
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
     conf = '{"phase": 1, "mode": "restore", "confirm": "1", "note": "airflow test"}'

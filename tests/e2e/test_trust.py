@@ -79,7 +79,7 @@ def test_every_entity_of_a_phase_reads_one_snapshot_while_legacy_writes(
     pg_socket, sandbox_dsn
 ) -> None:
     legacy = _copy_of_sandbox(pg_socket, sandbox_dsn, "e2e_live_legacy")
-    target = local_env.ensure_database(pg_socket, "e2e_live_target", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_live_target", recreate=True)
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "live", triggered_by="pytest", params={})
     writer = LegacyWriter(legacy)
@@ -121,7 +121,7 @@ def _staging_tables(dsn: str) -> list[str]:
 def test_no_legacy_rows_rest_outside_public_and_migration_and_passwords_are_never_staged(
     pg_socket, sandbox_dsn
 ) -> None:
-    target = local_env.ensure_database(pg_socket, "e2e_at_rest", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_at_rest", recreate=True)
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "at-rest", triggered_by="pytest", params={})
     pipeline.extract_step(sandbox_dsn, target, run, PHASE_1.ordered())
@@ -156,7 +156,7 @@ def test_no_legacy_rows_rest_outside_public_and_migration_and_passwords_are_neve
 
 
 def test_a_step_refuses_staging_another_run_filled(pg_socket, sandbox_dsn) -> None:
-    target = local_env.ensure_database(pg_socket, "e2e_staging_owner", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_staging_owner", recreate=True)
     runs.apply_schema(target, PHASE_1)
     old = runs.begin_run(target, PHASE_1, "old", triggered_by="pytest", params={})
     pipeline.extract_step(sandbox_dsn, target, old, [OFFICES])
@@ -182,8 +182,8 @@ def test_a_step_refuses_staging_another_run_filled(pg_socket, sandbox_dsn) -> No
         pipeline.transform_step(target, old, OFFICES)
 
 
-def test_a_run_whose_process_is_dead_is_abandoned_a_live_one_refuses(make_db) -> None:
-    target = make_db("run_owner")
+def test_a_run_whose_process_is_dead_is_abandoned_a_live_one_refuses(supabase_db) -> None:
+    target = supabase_db("run_owner")
     runs.apply_schema(target, PHASE_1)
     dead = subprocess.Popen(["true"])
     dead.wait()

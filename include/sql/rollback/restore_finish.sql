@@ -1,8 +1,10 @@
 -- rollback/restore_finish.sql
 -- purpose: recreate the views outside public that restore_prepare.sql saved and dropped (views
 --          other schemas build on public tables), over the tables the restore put back: same
---          definition, options, owner, comment and grants.
--- inputs: temp table restore_dependent_views (restore_prepare.sql), in the same transaction.
+--          definition, options, owner, comment and grants; then give the connecting role back
+--          the default privileges restore_prepare.sql suspended.
+-- inputs: temp tables restore_dependent_views and restore_suspended_defaults
+--         (restore_prepare.sql), in the same transaction.
 -- idempotent: runs once per restore transaction; the temp table is dropped at commit. A view
 --             that no longer compiles against the restored tables fails the whole restore
 --             (nothing changes) and is named in the error.
@@ -38,6 +40,28 @@ begin
                                case when grant_.is_grantable then ' with grant option' else '' end);
             end loop;
         end if;
+    end loop;
+end
+$$;
+
+-- the connecting role's default privileges, as they were before the restore.
+do $$
+declare
+    suspended record;
+begin
+    for suspended in select * from pg_temp.restore_suspended_defaults loop
+        execute format('alter default privileges for role %I%s grant %s on %s to %s%s',
+                       current_user,
+                       case when suspended.in_public then ' in schema public' else '' end,
+                       suspended.privilege_type,
+                       case suspended.objtype
+                           when 'r' then 'tables' when 'S' then 'sequences'
+                           when 'f' then 'functions' when 'T' then 'types'
+                           when 'n' then 'schemas' else 'large objects'
+                       end,
+                       case suspended.grantee when 0 then 'public'
+                           else quote_ident(pg_get_userbyid(suspended.grantee)) end,
+                       case when suspended.is_grantable then ' with grant option' else '' end);
     end loop;
 end
 $$;

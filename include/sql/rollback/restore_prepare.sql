@@ -9,6 +9,13 @@
 --          depends on public makes this refuse. The migration schema's tables (history,
 --          manifest) are not touched; staging is scratch space the next run rebuilds, so a
 --          column there that uses a public type may go with the type.
+--          The connecting role's own default privileges (on Supabase `postgres` grants all on
+--          new tables, sequences and functions in public to anon, authenticated, service_role)
+--          would add grants to every restored object that the dump, whose grants are written
+--          relative to the built-in defaults, never revokes: they are suspended here (temp
+--          table restore_suspended_defaults) and put back by restore_finish.sql, so the
+--          restored objects carry exactly the backup's grants. No other role's defaults apply
+--          to what this role creates; none needs superuser.
 -- inputs: none. psql runs this file, the restore script and restore_finish.sql in ONE
 --         transaction (--single-transaction, ON_ERROR_STOP): any failure leaves all as it was.
 -- idempotent: drops only what exists; on an empty public schema it does nothing.
@@ -16,6 +23,44 @@
 -- Every name rendered below (view definitions, regclass, regprocedure, regtype) comes out
 -- schema-qualified, as the restore script runs with an empty search_path.
 set local search_path = pg_catalog;
+
+-- The connecting role's default privileges in public, and its global ones beyond the built-in
+-- defaults (which the dump's grants are written against): suspended until restore_finish.sql.
+create temp table restore_suspended_defaults on commit drop as
+select d.defaclobjtype as objtype,
+       d.defaclnamespace <> 0 as in_public,
+       a.grantee,
+       a.privilege_type,
+       a.is_grantable
+from pg_default_acl as d
+cross join lateral aclexplode(d.defaclacl) as a
+where d.defaclrole = (select oid from pg_roles where rolname = current_user)
+  and d.defaclnamespace in (0, 'public'::regnamespace)
+  and (d.defaclnamespace <> 0
+       or (a.grantee, a.privilege_type) not in (
+           select b.grantee, b.privilege_type
+           from aclexplode(acldefault(case d.defaclobjtype when 'S' then 's' else d.defaclobjtype end,
+                                      d.defaclrole)) as b));
+
+do $$
+declare
+    suspended record;
+begin
+    for suspended in select * from pg_temp.restore_suspended_defaults loop
+        execute format('alter default privileges for role %I%s revoke %s on %s from %s',
+                       current_user,
+                       case when suspended.in_public then ' in schema public' else '' end,
+                       suspended.privilege_type,
+                       case suspended.objtype
+                           when 'r' then 'tables' when 'S' then 'sequences'
+                           when 'f' then 'functions' when 'T' then 'types'
+                           when 'n' then 'schemas' else 'large objects'
+                       end,
+                       case suspended.grantee when 0 then 'public'
+                           else quote_ident(pg_get_userbyid(suspended.grantee)) end);
+    end loop;
+end
+$$;
 
 -- Views outside public (and staging) that depend, directly or through each other, on public
 -- objects; depth orders their recreation. Temp: lives and dies with this transaction.

@@ -2,9 +2,11 @@
 -- purpose: make a plain postgresql database look enough like supabase for the target schema,
 --          and create the helpers every later file uses (migration.new_id, try_jsonb, touch trigger).
 -- applied: at the start of every phase dag run, before 010 and 100.
--- idempotent: every object is created only where missing (roles, auth schema and functions:
---             a real supabase project already has them and they must not be replaced there),
---             or with "create or replace" for the migration.* helpers this project owns.
+-- idempotent: every object is created only where missing (roles, auth schema and functions,
+--             their grants: a real supabase project already has them, owned by supabase_admin
+--             and supabase_auth_admin, and they must not be replaced there), or with "create or
+--             replace" for the migration.* helpers this project owns. needs no superuser: on
+--             supabase it runs as the project's `postgres` role (see docs/decisions/0006).
 
 -- ---------------------------------------------------------------- supabase api roles
 -- roles are cluster-wide: guard on pg_roles, and tolerate a concurrent creator.
@@ -86,9 +88,26 @@ begin
 end
 $$;
 
--- grants are idempotent; on supabase they already exist.
-grant usage on schema auth to anon, authenticated, service_role;
-grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
+-- the api roles' access to the helpers: granted only where missing. on supabase it exists, and
+-- the project's role (not the owner of auth) could not grant it anyway: a blind grant there
+-- only warns "no privileges were granted".
+do $$
+declare
+    api_role text;
+    helper regprocedure;
+begin
+    foreach api_role in array array['anon', 'authenticated', 'service_role'] loop
+        if not has_schema_privilege(api_role, 'auth', 'usage') then
+            execute format('grant usage on schema auth to %I', api_role);
+        end if;
+        foreach helper in array array['auth.uid()', 'auth.role()', 'auth.jwt()']::regprocedure[] loop
+            if not has_function_privilege(api_role, helper, 'execute') then
+                execute format('grant execute on function %s to %I', helper, api_role);
+            end if;
+        end loop;
+    end loop;
+end
+$$;
 
 -- ---------------------------------------------------------------- extensions
 -- pgcrypto is standard on supabase. gen_random_uuid() is core since postgresql 13, so the

@@ -4,8 +4,8 @@
 -- needs: 010_migration_schema.sql (schema migration, table migration.runs).
 -- applied: by every backup before it dumps (a backup may run before any phase did) and at the
 --          start of every phase run (phase 1's schema_sql).
--- idempotent: the table is created only when missing; the runs status check is replaced only
---             while it does not yet allow 'rolled_back'. Nothing here deletes a row: pruning a
+-- idempotent: the table is created only when missing, a later column added only when missing;
+--             the runs status check is replaced only while it does not yet allow 'rolled_back'. Nothing here deletes a row: pruning a
 --             backup removes its file and sets pruned_at, the manifest row stays as evidence.
 
 create table if not exists migration.backups (
@@ -33,6 +33,10 @@ create table if not exists migration.backups (
     constraint backups_verified_has_file
         check (status <> 'verified' or (location is not null and sha256 is not null and verified_at is not null))
 );
+-- what a test restore left out because the connecting role may not create it (a non-superuser
+-- on supabase): extensions it may not create, other roles' default privileges.
+alter table migration.backups
+    add column if not exists verification_skipped jsonb not null default '{}';
 create index if not exists backups_restore_point_idx
     on migration.backups (database, status, snapshot_at desc);
 
@@ -47,6 +51,9 @@ comment on column migration.backups.restored_counts is
 comment on column migration.backups.extensions is
     'extensions of the dumped database ([{"name", "schema"}]): pg_dump --schema leaves them out, '
     'so a test restore creates them first.';
+comment on column migration.backups.verification_skipped is
+    'what the test restore could not create as the connecting role and left out '
+    '({"extensions": [...], "default_privileges": ["<role> <kind>", ...]}); empty: nothing.';
 comment on column migration.backups.snapshot_at is 'transaction time of the dump''s snapshot: the state it holds.';
 comment on column migration.backups.error is 'why the backup failed: tool and rule, never a data value.';
 
