@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec, SourceTable
-from migration_ops.db import connect, qualified, scalar
+from migration_ops.db import connect, connect_legacy, qualified, scalar
 from migration_ops.errors import SchemaDriftError
 from migration_ops.settings import LEGACY_SCHEMA
 
@@ -63,11 +63,11 @@ def extract_entity(legacy_dsn: str, target_dsn: str, entity: EntitySpec) -> dict
     """
     counts: dict[str, int] = {}
     with (
-        connect(legacy_dsn, application_name=f"migration:extract:{entity.name}") as source_conn,
+        connect_legacy(
+            legacy_dsn, application_name=f"migration:extract:{entity.name}"
+        ) as source_conn,
         connect(target_dsn, application_name=f"migration:extract:{entity.name}") as target_conn,
     ):
-        source_conn.read_only = True
-        source_conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         target_conn.execute("create schema if not exists staging")
         for source in entity.sources:
             columns = legacy_column_types(source_conn, entity.name, source)
