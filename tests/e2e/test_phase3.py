@@ -244,6 +244,8 @@ def test_every_injected_communication_defect_is_quarantined_or_repaired(migrated
     outcomes = _outcomes(migrated)
     expected_rule = {
         "record_target_unknown_model": "messages.target_type_mapped",
+        # a third-party model named like a mapped one: never resolved to the mapped table
+        "record_target_namesake_model": "messages.target_type_mapped",
         "record_target_null_type": "messages.target_type_present",
         "record_target_dangling": "messages.target_exists",
     }
