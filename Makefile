@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate airflow test test-fast lint fmt bench sandbox db-up db-down clean
+.PHONY: help install demo migrate airflow test test-fast lint fmt bench sandbox db-up db-down clean mutate
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on htt
 
 test: $(STAMP) ## the whole test suite (unit, DAG integrity, end-to-end on embedded PostgreSQL)
 	$(PY) -m pytest -q
+
+mutate: $(STAMP) ## mutation check: each bug of tests/mutations.toml must fail its tests (slow; ONLY="id ..." for some)
+	$(PY) scripts/mutate.py $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -168,6 +168,8 @@ def records(layout: dict[tuple[str, str], int]) -> list[tuple[Any, ...]]:
         # namesakes pointing at ids that exist (and are migrated) in auth_user / dispatch_project
         (18, 3, 5, AT, "A namesake user.", 1, layout[("users", "user")], None, True),
         (19, 301, 5, AT, "A namesake project.", 1, layout[("projects", "project")], None, True),
+        # no project 201, but an instruction 201: ids are looked up in the model's own table
+        (20, 201, 5, AT, "Dangling project.", 1, project, None, True),
     ]
     # fmt: on
 
@@ -193,6 +195,7 @@ EXPECTED_QUARANTINE = {
         (15, "messages.target_migrated"),
         (18, "messages.target_type_mapped"),
         (19, "messages.target_type_mapped"),
+        (20, "messages.target_exists"),
     },
     "plan_comments": {(2, "plan_comments.plan_migrated")},
     "message_attachments": {
@@ -468,7 +471,7 @@ def test_reconciliation_balances_and_a_rerun_changes_nothing(migrated) -> None:
         after = conn.execute(
             "select md5(string_agg(m::text, '|' order by m.id)) from public.messages m"
         ).fetchone()
-    sources = {"messages": 19, "plan_comments": 3, "message_attachments": 4}
+    sources = {"messages": 20, "plan_comments": 3, "message_attachments": 4}
     for entity, (source, loaded, merged, quarantined) in reconciliation.items():
         assert source == sources[entity] == loaded + merged + quarantined, entity
         assert quarantined == len(EXPECTED_QUARANTINE[entity]), entity
@@ -523,7 +526,7 @@ def test_two_mapped_models_of_one_name_resolve_each_in_its_own_table(make_db) ->
     with connect(dsn) as conn:
         conn.execute("create table staging.messages__users_user (id integer)")
         conn.execute("insert into staging.messages__users_user values (1), (2)")
-    assert transform.run_transform(dsn, TWO_USER_MODELS, {}) == 19
+    assert transform.run_transform(dsn, TWO_USER_MODELS, {}) == 20
     with connect(dsn) as conn:
         rows = conn.execute(
             "select t.legacy_record_id, t._target_resolution, p.legacy_user_id "
