@@ -193,7 +193,7 @@ class Mutated:
 
 # ------------------------------------------------------------------------------ running
 def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[int | None, str]:
-    """Run ``pytest -x -q`` on the tests in its own process group; (exit code, last line).
+    """Run ``pytest -x -q`` on the tests in its own process group; (exit code, why).
 
     No bytecode is written (a mutated module must not leave a stale ``.pyc`` behind) and no
     cache is kept. ``None`` as exit code means the timeout expired.
@@ -218,7 +218,9 @@ def run_tests(tests: tuple[str, ...], timeout: float) -> tuple[int | None, str]:
         _stop(process)
         raise
     lines = [line for line in output.splitlines() if line.strip()]
-    return process.returncode, (lines[-1] if lines else "")
+    # pytest's short summary (-ra) says which test failed and why; else its last line.
+    reasons = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    return process.returncode, (reasons or lines or [""])[0][:200]
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
