@@ -218,6 +218,10 @@ def test_per_content_type_breakdown(migrated: Migrated) -> None:
     _assert_outcomes_follow_the_type(table)
     assert any(ct not in OUTCOMES_BY_TYPE for ct in table), "the sandbox injects unmapped types"
     assert None in table, "the sandbox injects NULL types"
+    namesakes = {"users.user", "projects.project"} & set(table)
+    assert namesakes, "the sandbox injects third-party models named like mapped ones"
+    for namesake in namesakes:  # never resolved to auth.user / dispatch.project
+        assert set(table[namesake]) == {"messages.target_type_mapped"}, namesake
     assert sum(c["messages.target_exists"] for c in table.values()) > 0, "dangling targets"
     _assert_resolved_by_name(migrated)
 
