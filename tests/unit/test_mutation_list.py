@@ -26,6 +26,14 @@ def _runner() -> ModuleType:
     return sys.modules["mutate"]
 
 
+def test_no_file_is_left_mutated_by_a_killed_run() -> None:
+    journal = _runner().JOURNAL
+    assert not journal.exists(), (
+        f"{journal} says a killed `make mutate` left a file mutated: "
+        "`python scripts/mutate.py --check` restores it"
+    )
+
+
 def test_every_mutation_applies_once_and_names_existing_tests() -> None:
     runner = _runner()
     mutations = runner.load(runner.DEFAULT_LIST)
