@@ -192,3 +192,16 @@ def test_storage_manifest_reads_the_legacy_database_read_only(
     listing = write_expected_objects(legacy, tmp_path / "expected.txt")
     assert listing.read_text(encoding="utf-8").splitlines()[1:] == ["files/7.stl"]
     assert legacy_sessions == {"migration:storage:manifest": READ_ONLY}
+
+
+def test_raw_psycopg_connections_are_opened_in_db_py_only() -> None:
+    """A new legacy path cannot bypass ``connect_legacy`` unnoticed: the engine opens raw
+    psycopg connections in ``db.py`` alone (and ``local_env.py``, the embedded server's admin).
+    """
+    plugins = Path(__file__).resolve().parents[2] / "plugins" / "migration_ops"
+    raw = sorted(
+        path.name
+        for path in plugins.glob("*.py")
+        if "psycopg.connect(" in path.read_text(encoding="utf-8")
+    )
+    assert raw == ["db.py", "local_env.py"]
