@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate airflow test test-slow kill-converge test-fast lint fmt bench sandbox db-up db-down clean
+.PHONY: help install demo migrate airflow test test-slow kill-converge test-fast lint fmt bench sandbox db-up db-down clean mutate
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test-slow: $(STAMP) ## the slow tier: kill `migrate` at fixed points, rerun, com
 
 kill-converge: $(STAMP) ## kill `migrate` at random moments N times (RUNS=10), rerun, compare
 	$(PY) scripts/kill_converge.py --runs $${RUNS:-10}
+
+mutate: $(STAMP) ## mutation check: each bug of tests/mutations.toml must fail its tests (slow; ONLY="id ..." for some)
+	$(PY) scripts/mutate.py $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .

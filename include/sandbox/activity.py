@@ -46,13 +46,14 @@ _RECORD_TYPES: dict[int | None, float] = {
     None: 13 / 70700,
     -1: 5 / 70700,
 }
-#: Generic-relation target mix; the last three are the defects of §1c #15/#16.
+#: Generic-relation target mix; the last four are the defects of §1c #15/#16.
 _TARGETS: dict[str, float] = {
     "patient": 0.80,
     "user": 0.12,
     "instruction": 0.04,
     "project": 0.02,
     "record_target_unknown_model": rate("record_target_unknown_model"),
+    "record_target_namesake_model": rate("record_target_namesake_model"),
     "record_target_null_type": rate("record_target_null_type"),
     "record_target_dangling": rate("record_target_dangling"),
 }
@@ -131,6 +132,7 @@ def record_rows(
         _TARGETS,
         {
             "record_target_unknown_model": 1,
+            "record_target_namesake_model": 1,
             "record_target_null_type": 1,
             "record_target_dangling": 1,
         },
@@ -176,6 +178,15 @@ def record_rows(
             target_id = project_order[_recent(rng, bisect_right(project_times, t))] + 1
         elif kind == "record_target_unknown_model":
             target_type, target_id = rng.choice(stale), rng.randint(1, 50_000)
+        elif kind == "record_target_namesake_model":
+            if rng.random() < 0.5:
+                target_type, target_id = (
+                    content_types[("users", "user")],
+                    rng.choice(actors.everyone),
+                )
+            else:
+                target_type = content_types[("projects", "project")]
+                target_id = rng.randint(1, len(project_order))
         elif kind == "record_target_null_type":
             target_type, target_id = None, rng.choice(patients.ids)
         else:

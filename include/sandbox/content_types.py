@@ -46,6 +46,18 @@ LATER: tuple[tuple[str, str], ...] = (
     ("otp_email", "emaildevice"),
 )
 
+#: Namesakes: third-party apps whose models share their name with a model the migration
+#: maps (a custom-user app's ``user``, a project-management app's ``project``) or one it does
+#: not (django-filer's ``file``). Real Django databases have such pairs; the production
+#: inventory (§0) names none, so these are an assumption. Records point at them (defect
+#: ``record_target_namesake_model``) with ids that exist in the same-named mapped table, so
+#: a generic relation resolved on ``model`` alone would load them against the wrong row.
+NAMESAKES: tuple[tuple[str, str], ...] = (
+    ("users", "user"),
+    ("projects", "project"),
+    ("filer", "file"),
+)
+
 _BLOCK: tuple[tuple[str, str], ...] = tuple(
     ("dispatch", model) for model in (*DISPATCH_MODELS, *STALE_MODELS)
 )
@@ -69,7 +81,7 @@ def content_type_rows(seed: int) -> list[tuple[int, str, str]]:
     ordered = [*CONTRIB, *block]
     rows = [(number, app, model) for number, (app, model) in enumerate(ordered, start=1)]
     next_id = len(rows) + 1
-    for app, model in LATER:
+    for app, model in (*LATER, *NAMESAKES):
         next_id += rng.randint(0, 3)  # ids of content types deleted since
         rows.append((next_id, app, model))
         next_id += 1

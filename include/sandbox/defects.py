@@ -274,6 +274,16 @@ _CATALOGUE = (
         "target_type_id of sessions.session or a stale model (dispatch.case, dispatch.message)",
     ),
     Defect(
+        "record_target_namesake_model",
+        "dispatch_record",
+        "§1c #16 (assumption: third-party apps)",
+        0.002,
+        "records",
+        False,
+        "target_type_id of a third-party model named like a mapped one (users.user, "
+        "projects.project), target_id an existing auth_user / dispatch_project id",
+    ),
+    Defect(
         "record_target_null_type",
         "dispatch_record",
         "§1c #16",

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Bump when a change to the generator changes the rows it writes: ``sandbox_exists``
 #: then reports the old sandbox as stale and ``make demo`` rebuilds it.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "legacy"
 _MEDIA_MARKER = ".sandbox-media"

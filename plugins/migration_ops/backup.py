@@ -51,7 +51,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from include.entities import PHASES
 from include.transforms.rotation import BackupEntry, RotationPolicy, backups_to_prune
-from migration_ops.db import connect, read_sql, run_sql_file
+from migration_ops.db import connect, legacy_conninfo, read_sql, run_sql_file
 from migration_ops.errors import MigrationError
 from migration_ops.settings import MIGRATION_SCHEMA, local_dir
 
@@ -437,9 +437,13 @@ def take_backup(
         MigrationError: tools too old or missing, or ``pg_dump`` failed (the manifest row is
             then marked ``failed``).
     """
-    source = target_dsn if database == "target" else source_dsn
-    if source is None:
+    if database == "target":
+        source = target_dsn
+    elif source_dsn is None:
         raise MigrationError(ENTITY, "a legacy backup needs the legacy database's DSN")
+    else:
+        # Every session on the legacy side (version check, snapshot, pg_dump) is read-only.
+        source = legacy_conninfo(source_dsn)
     ensure_manifest(target_dsn)
     server = check_tool_versions(source, ["pg_dump"])
     with connect(target_dsn, application_name="migration:backup") as conn:

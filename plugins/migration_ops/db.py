@@ -5,6 +5,10 @@ formatting: as bound parameters (single-statement files), or as transaction-loca
 settings read with ``current_setting('migration.<name>')`` (multi-statement files).
 Identifiers (table and column names from the entity specs) are composed with
 :mod:`psycopg.sql`, which quotes them.
+
+The legacy database is only ever read. :func:`legacy_conninfo` and :func:`connect_legacy` are
+the one way this project addresses it, so the guarantee lives in one place and a test can hold
+every legacy session to it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from migration_ops.settings import SQL_DIR
 
@@ -26,15 +31,30 @@ def connect(
     return psycopg.connect(dsn, autocommit=autocommit, application_name=application_name)
 
 
-def connect_legacy(dsn: str, *, application_name: str) -> psycopg.Connection[Any]:
-    """The one way this project opens the legacy database: read only, repeatable read.
+#: Added to the libpq ``options`` of every legacy session: the server starts each of its
+#: transactions read-only, autocommit statements and client tools (``pg_dump``) included.
+LEGACY_READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 
-    ``default_transaction_read_only`` is set for the whole session as well as on the
-    transaction, so no statement through this connection can write, autocommit or not.
+
+def legacy_conninfo(dsn: str) -> str:
+    """``dsn`` with ``default_transaction_read_only=on`` appended to its libpq ``options``.
+
+    A server-side default rather than a client attribute: it also holds for autocommit
+    statements and for ``pg_dump``, which take no ``read_only`` flag from psycopg. Options the
+    connection already carries (``statement_timeout``, ...) are kept.
     """
-    conn = psycopg.connect(
-        dsn, application_name=application_name, options="-c default_transaction_read_only=on"
-    )
+    existing = str(conninfo_to_dict(dsn).get("options") or "")
+    return make_conninfo(dsn, options=f"{existing} {LEGACY_READ_ONLY_OPTION}".strip())
+
+
+def connect_legacy(dsn: str, *, application_name: str) -> psycopg.Connection[Any]:
+    """Open a session on the legacy database that cannot write (SQLSTATE 25006 if it tries).
+
+    Read-only twice over: by default (:func:`legacy_conninfo`) and per transaction. REPEATABLE
+    READ, so every statement of a transaction reads the same snapshot: the tables of one
+    extract, or the counts and the dump of one backup, cannot disagree with each other.
+    """
+    conn = psycopg.connect(legacy_conninfo(dsn), application_name=application_name)
     conn.read_only = True
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     return conn

@@ -494,10 +494,13 @@ def write_expected_objects(legacy_dsn: str, path: Path) -> Path:
     the ones whose bytes it deliberately left out (the ``file_missing_media`` defect), in
     ``sandbox.media_manifest``; that set is the object copy's scope for a sandbox.
     """
-    import psycopg
+    from migration_ops.db import connect_legacy
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with psycopg.connect(legacy_dsn) as conn, path.open("w", encoding="utf-8") as out:
+    with (
+        connect_legacy(legacy_dsn, application_name="migration:storage:manifest") as conn,
+        path.open("w", encoding="utf-8") as out,
+    ):
         out.write("# relative paths the sandbox media store is expected to hold\n")
         for (relative,) in conn.execute(
             "select relative_path from sandbox.media_manifest order by file_id"

@@ -218,6 +218,10 @@ def test_per_content_type_breakdown(migrated: Migrated) -> None:
     _assert_outcomes_follow_the_type(table)
     assert any(ct not in OUTCOMES_BY_TYPE for ct in table), "the sandbox injects unmapped types"
     assert None in table, "the sandbox injects NULL types"
+    namesakes = {"users.user", "projects.project"} & set(table)
+    assert namesakes, "the sandbox injects third-party models named like mapped ones"
+    for namesake in namesakes:  # never resolved to auth.user / dispatch.project
+        assert set(table[namesake]) == {"messages.target_type_mapped"}, namesake
     assert sum(c["messages.target_exists"] for c in table.values()) > 0, "dangling targets"
     _assert_resolved_by_name(migrated)
 
@@ -244,6 +248,8 @@ def test_every_injected_communication_defect_is_quarantined_or_repaired(migrated
     outcomes = _outcomes(migrated)
     expected_rule = {
         "record_target_unknown_model": "messages.target_type_mapped",
+        # a third-party model named like a mapped one: never resolved to the mapped table
+        "record_target_namesake_model": "messages.target_type_mapped",
         "record_target_null_type": "messages.target_type_present",
         "record_target_dangling": "messages.target_exists",
     }

@@ -111,6 +111,15 @@ CHECKS: list[tuple[str, str, str]] = [
         " (('sessions', 'session'), ('dispatch', 'case'), ('dispatch', 'message'))"
         " from django_content_type ct where ct.id = t.target_type_id)",
     ),
+    (
+        "record_target_namesake_model",
+        "dispatch_record",
+        "(select (ct.app_label, ct.model) = ('users', 'user')"
+        " and exists (select 1 from auth_user u where u.id = t.target_id)"
+        " or (ct.app_label, ct.model) = ('projects', 'project')"
+        " and exists (select 1 from dispatch_project p where p.id = t.target_id)"
+        " from django_content_type ct where ct.id = t.target_type_id)",
+    ),
     ("record_target_null_type", "dispatch_record", "t.target_type_id is null"),
     (
         "record_target_dangling",

@@ -9,11 +9,15 @@ steps: transform (with the generic-relation tables and text repair), GX validati
 quarantine, load, reconciliation.
 
 The same records run against two ``django_content_type`` layouts whose ids differ: they must
-resolve identically, because resolution goes by ``(app_label, model)``.
+resolve identically, because resolution goes by ``(app_label, model)``. Both layouts hold
+namesakes, third-party models named like mapped ones (``users.user``, ``projects.project``),
+with records whose target ids exist in the same-named mapped table: resolving on ``model``
+alone would load them against the wrong row, so they must be quarantined as unmapped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -29,13 +33,13 @@ from include.entities.phase3_communication import (
     PLAN_COMMENTS,
     RECORD_TARGETS,
 )
-from include.entities.spec import EntitySpec
+from include.entities.spec import EntitySpec, GenericRelation, SourceTable
 from include.transforms.phase3_codes import (
     DEFAULT_MESSAGE_TYPE,
     MESSAGE_TYPES,
     PLAN_COMMENT_MESSAGE_TYPE,
 )
-from migration_ops import runs
+from migration_ops import runs, transform
 from migration_ops.db import connect, read_sql
 from tests.unit.staged_runs import run_phase_from_staging
 
@@ -104,6 +108,10 @@ LAYOUT_A: dict[tuple[str, str], int] = {
     ("dispatch", "project"): 13,
     ("dispatch", "plan"): 14,
     ("dispatch", "case"): 15,
+    # namesakes: same model name as a mapped relation (or an unmapped dispatch model), other app
+    ("users", "user"): 16,
+    ("projects", "project"): 17,
+    ("filer", "file"): 18,
 }
 LAYOUT_B: dict[tuple[str, str], int] = {
     ct: 100 - number for ct, number in zip(LAYOUT_A, range(len(LAYOUT_A)), strict=True)
@@ -157,6 +165,11 @@ def records(layout: dict[tuple[str, str], int]) -> list[tuple[Any, ...]]:
         (15, 5, 3, AT, "User not migrated.", 4, user, None, True),
         (16, 103, 6, AT, THAI, 3, patient, None, True),
         (17, 103, 6, AT, ACCENTED, 3, patient, None, True),
+        # namesakes pointing at ids that exist (and are migrated) in auth_user / dispatch_project
+        (18, 3, 5, AT, "A namesake user.", 1, layout[("users", "user")], None, True),
+        (19, 301, 5, AT, "A namesake project.", 1, layout[("projects", "project")], None, True),
+        # no project 201, but an instruction 201: ids are looked up in the model's own table
+        (20, 201, 5, AT, "Dangling project.", 1, project, None, True),
     ]
     # fmt: on
 
@@ -180,6 +193,9 @@ EXPECTED_QUARANTINE = {
         (11, "messages.target_migrated"),
         (12, "messages.target_migrated"),
         (15, "messages.target_migrated"),
+        (18, "messages.target_type_mapped"),
+        (19, "messages.target_type_mapped"),
+        (20, "messages.target_exists"),
     },
     "plan_comments": {(2, "plan_comments.plan_migrated")},
     "message_attachments": {
@@ -455,7 +471,7 @@ def test_reconciliation_balances_and_a_rerun_changes_nothing(migrated) -> None:
         after = conn.execute(
             "select md5(string_agg(m::text, '|' order by m.id)) from public.messages m"
         ).fetchone()
-    sources = {"messages": 17, "plan_comments": 3, "message_attachments": 4}
+    sources = {"messages": 20, "plan_comments": 3, "message_attachments": 4}
     for entity, (source, loaded, merged, quarantined) in reconciliation.items():
         assert source == sources[entity] == loaded + merged + quarantined, entity
         assert quarantined == len(EXPECTED_QUARANTINE[entity]), entity
@@ -482,6 +498,43 @@ def test_a_parent_arriving_later_heals_the_quarantine(migrated) -> None:
         ).fetchone()
     assert resolved == (healed.run_id,)
     assert loaded_messages(dsn)[11][2] == 6
+
+
+#: A configuration that maps two models of one name: ``auth.user`` and a second user model
+#: (``users.user``, as after a switch of ``AUTH_USER_MODEL``) both fill ``recipient_id``.
+TWO_USER_MODELS = dataclasses.replace(
+    MESSAGES,
+    sources=(*MESSAGES.sources, SourceTable("users_user", ("id",))),
+    generic_relations=(
+        *RECORD_TARGETS,
+        GenericRelation(
+            "users",
+            "user",
+            fk_column="recipient_id",
+            parent_table="public.profiles",
+            parent_key="legacy_user_id",
+            legacy_table="users_user",
+        ),
+    ),
+)
+
+
+def test_two_mapped_models_of_one_name_resolve_each_in_its_own_table(make_db) -> None:
+    """users.user ids are looked up among users_user ids only, never among auth_user ids."""
+    dsn = make_db("phase3_two_users")
+    build(dsn, LAYOUT_A)
+    with connect(dsn) as conn:
+        conn.execute("create table staging.messages__users_user (id integer)")
+        conn.execute("insert into staging.messages__users_user values (1), (2)")
+    assert transform.run_transform(dsn, TWO_USER_MODELS, {}) == 20
+    with connect(dsn) as conn:
+        rows = conn.execute(
+            "select t.legacy_record_id, t._target_resolution, p.legacy_user_id "
+            "from staging.messages__transformed t left join public.profiles p "
+            "on p.id = t.recipient_id where t.legacy_record_id in (2, 15, 18) order by 1"
+        ).fetchall()
+    # 18 points at users.user 3: auth_user 3 exists and is migrated, users_user 3 does not exist
+    assert rows == [(2, "resolved", 3), (15, "not_migrated", None), (18, "missing_in_legacy", None)]
 
 
 @pytest.mark.parametrize("entity", list(PHASE_3.entities), ids=lambda e: e.name)

@@ -1,5 +1,7 @@
+from include.entities.phase3_communication import RECORD_TARGETS
 from include.sandbox.content_types import (
     CONTRIB,
+    NAMESAKES,
     content_type_id_offset,
     content_type_rows,
     permission_rows,
@@ -46,3 +48,12 @@ def test_four_permissions_per_content_type():
     permissions = permission_rows(rows)
     assert len(permissions) == 4 * len(rows)
     assert len({(ct, codename) for _, _, ct, codename in permissions}) == len(permissions)
+
+
+def test_namesakes_share_a_model_name_with_a_mapped_relation_but_not_its_app():
+    ids = _ids(11)
+    mapped = {(r.app_label, r.model) for r in RECORD_TARGETS}
+    for app, model in NAMESAKES:
+        assert (app, model) in ids and (app, model) not in mapped
+    assert {m for _, m in NAMESAKES} & {m for _, m in mapped} == {"user", "project"}
+    assert ids[("users", "user")] > ids[("auth", "user")]

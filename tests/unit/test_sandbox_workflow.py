@@ -33,6 +33,7 @@ REQUIRED = (
     "order_status_unknown",
     "record_type_unknown",
     "record_target_unknown_model",
+    "record_target_namesake_model",
     "record_target_null_type",
     "record_target_dangling",
     "text_multilingual",
