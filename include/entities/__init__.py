@@ -11,10 +11,27 @@ from include.entities.spec import EntitySpec, PhaseSpec
 #: Phases in order; a phase may only run once the one before it has validated.
 PHASES: tuple[PhaseSpec, ...] = (PHASE_1, PHASE_2, PHASE_3, PHASE_4)
 
+#: The nightly sync: every entity of phases 1–4, in phase order, restricted to what changed
+#: (``migration.runs.phase`` 0). It may run once phase 4 has validated.
+SYNC = PhaseSpec(
+    number=0,
+    name="sync",
+    title="Nightly incremental sync of phases 1-4",
+    entities=tuple(entity for phase in PHASES for entity in phase.entities),
+    schema_sql=(
+        "target/010_migration_schema.sql",
+        "target/020_backups.sql",
+        "target/030_run_integrity.sql",
+        "target/040_sync.sql",
+    ),
+    dag="incremental_sync",
+    asset="migration://sync/completed",
+)
+
 
 def get_phase(number: int) -> PhaseSpec:
-    """Return the phase with this number."""
-    for phase in PHASES:
+    """Return the phase with this number (0: the sync)."""
+    for phase in (*PHASES, SYNC):
         if phase.number == number:
             return phase
     raise KeyError(f"no migration phase {number}; known: {[p.number for p in PHASES]}")

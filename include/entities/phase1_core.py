@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from include.entities.spec import DirectColumn, EntitySpec, PhaseSpec, Rollback, SourceTable
+from include.entities.spec import (
+    DirectColumn,
+    EntitySpec,
+    PhaseSpec,
+    Rollback,
+    SourceTable,
+)
 
 OFFICES = EntitySpec(
     name="offices",
@@ -56,7 +62,9 @@ PROFILES = EntitySpec(
                 "date_joined",
             ),
         ),
-        SourceTable("auth_user_groups", ("id", "user_id", "group_id")),
+        SourceTable(
+            "auth_user_groups", ("id", "user_id", "group_id"), primary_columns=("user_id",)
+        ),
         SourceTable(
             "dispatch_patient",
             (
@@ -74,6 +82,8 @@ PROFILES = EntitySpec(
                 "submitted_at",
                 "updated_at",
             ),
+            # has updated_at, but a cursor cannot see a child row deleted: content comparison
+            primary_columns=("user_id",),
         ),
     ),
     # auth_user.password never rests in staging: it goes straight into the target at load.
@@ -113,6 +123,7 @@ PHASE_1 = PhaseSpec(
         "target/010_migration_schema.sql",
         "target/020_backups.sql",
         "target/030_run_integrity.sql",
+        "target/040_sync.sql",
         "target/100_phase1_core.sql",
     ),
 )

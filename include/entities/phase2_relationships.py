@@ -14,7 +14,16 @@ who also has an m2m row ends on one link (see ``docs/phase2.md``).
 
 from __future__ import annotations
 
-from include.entities.spec import EntitySpec, ObjectCopySpec, PhaseSpec, SourceTable, TextRepair
+from include.entities.spec import (
+    INSERT_ONLY,
+    UPDATED_AT,
+    EntitySpec,
+    Follow,
+    ObjectCopySpec,
+    PhaseSpec,
+    SourceTable,
+    TextRepair,
+)
 
 DOCTOR_OFFICES = EntitySpec(
     name="doctor_offices",
@@ -52,7 +61,11 @@ JAWS = EntitySpec(
         SourceTable(
             "dispatch_jaw", ("id", "bond_teeth", "extract_teeth", "reason", "product_id", "labial")
         ),
-        SourceTable("dispatch_instruction", ("id", "upper_jaw_id", "lower_jaw_id")),
+        SourceTable(
+            "dispatch_instruction",
+            ("id", "upper_jaw_id", "lower_jaw_id"),
+            primary_columns=("upper_jaw_id", "lower_jaw_id"),
+        ),
     ),
     transform_sql="transform/jaws.sql",
     suite="jaws.json",
@@ -92,8 +105,11 @@ ORDERS = EntitySpec(
                 "lower_jaw_id",
                 "suffix",
             ),
+            change=UPDATED_AT,
         ),
     ),
+    # Doctor and office come through the patient: a moved patient re-derives their orders.
+    follows=(Follow("profiles", "dispatch_patient", "patient_id"),),
     transform_sql="transform/orders.sql",
     suite="orders.json",
     target_table="public.orders",
@@ -116,7 +132,9 @@ PROJECTS = EntitySpec(
             "dispatch_project",
             ("id", "uid", "name", "size", "type", "status", "creator_id", "created_at", "public"),
         ),
-        SourceTable("dispatch_plan", ("id", "instruction_id", "project_id")),
+        SourceTable(
+            "dispatch_plan", ("id", "instruction_id", "project_id"), primary_columns=("project_id",)
+        ),
     ),
     transform_sql="transform/projects.sql",
     suite="projects.json",
@@ -165,6 +183,7 @@ FILES = EntitySpec(
                 "record_id",
                 "status",
             ),
+            change=INSERT_ONLY,
         ),
     ),
     transform_sql="transform/files.sql",

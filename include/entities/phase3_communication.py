@@ -8,7 +8,15 @@ content type fills which explicit foreign key of a message is :data:`RECORD_TARG
 
 from __future__ import annotations
 
-from include.entities.spec import EntitySpec, GenericRelation, PhaseSpec, SourceTable, TextRepair
+from include.entities.spec import (
+    FULL,
+    INSERT_ONLY,
+    EntitySpec,
+    GenericRelation,
+    PhaseSpec,
+    SourceTable,
+    TextRepair,
+)
 from include.transforms.phase3_codes import REF_RECORD_MESSAGE_TYPE
 
 #: ``dispatch_record.(target_type_id, target_id)`` → explicit foreign keys of
@@ -84,8 +92,11 @@ MESSAGES = EntitySpec(
                 "group_id",
                 "public",
             ),
+            change=INSERT_ONLY,
         ),  # fmt: skip
-        SourceTable("django_content_type", ("id", "app_label", "model")),
+        SourceTable(
+            "django_content_type", ("id", "app_label", "model"), change=FULL, primary_columns=()
+        ),
         *dict.fromkeys(relation.source for relation in RECORD_TARGETS),
     ),
     transform_sql="transform/messages.sql",
@@ -102,7 +113,11 @@ PLAN_COMMENTS = EntitySpec(
     phase=3,
     description="Every dispatch_comment as a 'plan_comment' message on its plan and order.",
     sources=(
-        SourceTable("dispatch_comment", ("id", "plan_id", "author_id", "text", "created_at")),
+        SourceTable(
+            "dispatch_comment",
+            ("id", "plan_id", "author_id", "text", "created_at"),
+            change=INSERT_ONLY,
+        ),
     ),
     transform_sql="transform/plan_comments.sql",
     suite="plan_comments.json",
@@ -115,7 +130,11 @@ MESSAGE_ATTACHMENTS = EntitySpec(
     name="message_attachments",
     phase=3,
     description="dispatch_record_attachments: migrated messages linked to migrated files.",
-    sources=(SourceTable("dispatch_record_attachments", ("id", "record_id", "file_id")),),
+    sources=(
+        SourceTable(
+            "dispatch_record_attachments", ("id", "record_id", "file_id"), change=INSERT_ONLY
+        ),
+    ),
     transform_sql="transform/message_attachments.sql",
     suite="message_attachments.json",
     target_table="public.message_attachments",

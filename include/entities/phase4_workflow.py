@@ -10,7 +10,7 @@ schema file, which also creates the per-order audit trail (``public.order_audit_
 
 from __future__ import annotations
 
-from include.entities.spec import EntitySpec, PhaseSpec, SourceTable, TextRepair
+from include.entities.spec import INSERT_ONLY, EntitySpec, PhaseSpec, SourceTable, TextRepair
 from include.transforms.phase4_codes import (
     REF_STATE_ORDER_STATE,
     REF_TASK_JAW,
@@ -23,7 +23,9 @@ ORDER_STATE_HISTORY = EntitySpec(
     description="Every dispatch_state event on its order: state mapped, 'on', actor, time kept.",
     sources=(
         SourceTable(
-            "dispatch_state", ("id", "status", "on", "changed_at", "actor_id", "instruction_id")
+            "dispatch_state",
+            ("id", "status", "on", "changed_at", "actor_id", "instruction_id"),
+            change=INSERT_ONLY,
         ),
     ),
     transform_sql="transform/order_state_history.sql",
@@ -111,6 +113,7 @@ WORKFLOW_TASKS = EntitySpec(
                 "text",
                 "jaw",
             ),
+            change=INSERT_ONLY,  # legacy-system.md: tasks are insert-only (done_at set at insert)
         ),  # fmt: skip
     ),
     transform_sql="transform/workflow_tasks.sql",

@@ -12,6 +12,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ChangeDetection:
+    """How the nightly sync finds the rows of one legacy table that changed since the last run.
+
+    Kinds (``legacy-system.md``: only ``dispatch_patient`` and ``dispatch_instruction`` have an
+    ``updated_at``; records, files, states, tasks and comments are insert-only; the rest are
+    mutable without any timestamp):
+
+    * ``updated_at``: rows whose ``cursor_column`` is at or after the stored cursor minus a
+      look-back window (late commits with an older timestamp), plus ids above the stored
+      high-water mark (rows with no timestamp yet);
+    * ``insert_only``: ids above the stored high-water mark minus an id look-back (an insert
+      whose id was taken before the last snapshot but committed after it);
+    * ``content``: ``(id, md5 of the copied columns)`` streamed from legacy and compared with the
+      hashes kept from the last sync: only ids and hashes leave legacy for unchanged rows;
+    * ``full``: small tables read whole every time (code lists, id lists for existence checks).
+
+    Attributes:
+        kind: one of the kinds above.
+        cursor_column: the timestamp column of ``updated_at``.
+    """
+
+    kind: Literal["updated_at", "insert_only", "content", "full"] = "content"
+    cursor_column: str | None = None
+
+
+#: Defaults shared by the specs.
+CONTENT = ChangeDetection("content")
+INSERT_ONLY = ChangeDetection("insert_only")
+FULL = ChangeDetection("full")
+UPDATED_AT = ChangeDetection("updated_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -22,10 +56,35 @@ class SourceTable:
         table: legacy table name (schema ``public`` of the legacy database).
         columns: columns to copy; quoted as identifiers, so reserved words such as
             ``"order"`` or ``"on"`` need no special care.
+        change: how the nightly sync finds its changed rows (see :class:`ChangeDetection`).
+        primary_columns: columns holding the legacy id of the entity's primary row each row
+            belongs to (``id`` for the primary table, ``user_id`` for a user's groups): a
+            changed row re-derives those entity rows, and a sync stages exactly the rows of
+            every source table that belong to them.
     """
 
     table: str
     columns: tuple[str, ...]
+    change: ChangeDetection = CONTENT
+    primary_columns: tuple[str, ...] = ("id",)
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Entity rows to re-derive because a parent entity's rows changed in the same sync.
+
+    Orders take their doctor and office through the patient: a patient moved to another
+    doctor must re-derive that patient's orders although no instruction row changed.
+
+    Attributes:
+        parent: the parent entity (extracted earlier in the same sync).
+        parent_table: the parent's staged source table whose ids name the changed parents.
+        column: the column of this entity's primary source holding that parent id.
+    """
+
+    parent: str
+    parent_table: str
+    column: str
 
 
 @dataclass(frozen=True)
@@ -59,8 +118,8 @@ class GenericRelation:
 
     @property
     def source(self) -> SourceTable:
-        """The legacy ids to stage for this relation."""
-        return SourceTable(self.legacy_table, ("id",))
+        """The legacy ids to stage for this relation (all of them: an existence check)."""
+        return SourceTable(self.legacy_table, ("id",), change=FULL, primary_columns=())
 
 
 @dataclass(frozen=True)
@@ -178,6 +237,8 @@ class EntitySpec:
             load (see :class:`ObjectCopySpec`).
         direct_columns: target columns filled straight from legacy at load, never staged
             (see :class:`DirectColumn`).
+        follows: parent entities whose changes re-derive rows of this one in a sync
+            (see :class:`Follow`).
     """
 
     name: str
@@ -197,6 +258,7 @@ class EntitySpec:
     text_repair: tuple[TextRepair, ...] = ()
     object_copy: ObjectCopySpec | None = None
     direct_columns: tuple[DirectColumn, ...] = ()
+    follows: tuple[Follow, ...] = ()
 
     @property
     def conflict_key(self) -> str:
@@ -223,6 +285,8 @@ class PhaseSpec:
         title: human title for docs and reports.
         entities: the phase's entity specs (any order; :meth:`ordered` sorts them).
         schema_sql: target DDL files (under ``include/sql``) applied idempotently at start.
+        dag: DAG id when it is not ``migrate_phase_<number>_<name>`` (the sync's).
+        asset: Asset URI when it is not ``migration://phase-<number>/validated``.
     """
 
     number: int
@@ -230,19 +294,22 @@ class PhaseSpec:
     title: str
     entities: tuple[EntitySpec, ...]
     schema_sql: tuple[str, ...] = field(default=())
+    dag: str = ""
+    asset: str = ""
 
     @property
     def dag_id(self) -> str:
         """Airflow DAG id of the phase."""
-        return f"migrate_phase_{self.number}_{self.name}"
+        return self.dag or f"migrate_phase_{self.number}_{self.name}"
 
     @property
     def asset_uri(self) -> str:
         """URI of the Asset emitted once the phase has loaded and validated."""
-        return f"migration://phase-{self.number}/validated"
+        return self.asset or f"migration://phase-{self.number}/validated"
 
     def ordered(self) -> list[EntitySpec]:
-        """Entities in an order where every parent inside the phase comes first."""
+        """Entities in an order where every parent comes first: by phase, then by parents."""
         by_name = {entity.name: entity for entity in self.entities}
         graph = {e.name: {p for p in e.parents if p in by_name} for e in self.entities}
-        return [by_name[name] for name in TopologicalSorter(graph).static_order()]
+        order = list(TopologicalSorter(graph).static_order())
+        return sorted((by_name[name] for name in order), key=lambda e: e.phase)

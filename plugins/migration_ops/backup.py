@@ -71,6 +71,7 @@ MANIFEST_SQL = (
     "target/010_migration_schema.sql",
     "target/020_backups.sql",
     "target/030_run_integrity.sql",
+    "target/040_sync.sql",
 )
 #: The archive entry that creates schema public (``<id>; <oid> <oid> SCHEMA - public <owner>``).
 PUBLIC_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - public ")

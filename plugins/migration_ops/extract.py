@@ -12,7 +12,7 @@ the legacy catalog, which keeps binary COPY exact. Each entity's staging is clai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,6 +85,26 @@ class PhaseExtract:
     counts: dict[str, dict[str, int]]
 
 
+#: Fills one entity's staging inside the shared snapshot: (legacy session, target session,
+#: run id, entity, snapshot) → rows staged per legacy table. The caller commits the target.
+Stager = Callable[
+    [psycopg.Connection[Any], psycopg.Connection[Any], str, EntitySpec, "LegacySnapshot"],
+    dict[str, int],
+]
+
+
+def stage_whole(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    run_id: str,
+    entity: EntitySpec,
+    snapshot: LegacySnapshot,
+) -> dict[str, int]:
+    """Claim the entity's staging for the run and copy every source table whole."""
+    staging.claim(target, run_id, entity, snapshot.taken_at)
+    return {table.table: copy_table(source, target, entity, table) for table in entity.sources}
+
+
 def extract_entities(
     legacy_dsn: str,
     target_dsn: str,
@@ -92,8 +112,12 @@ def extract_entities(
     entities: Sequence[EntitySpec],
     *,
     workers: int = 2,
+    stage: Stager = stage_whole,
 ) -> PhaseExtract:
     """Stage every source table of ``entities`` from one legacy snapshot.
+
+    With one worker the entities are staged in the given order, each committed before the
+    next starts (the sync's followers read what their parents staged).
 
     Rerunnable: each entity's staging is claimed, emptied and refilled in one target
     transaction, so a killed and retried extract leaves either the old complete copy or the
@@ -109,7 +133,7 @@ def extract_entities(
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entities)))) as pool:
             futures = {
                 entity.name: pool.submit(
-                    stage_entity, legacy_dsn, target_dsn, run_id, entity, snapshot
+                    stage_in_snapshot, legacy_dsn, target_dsn, run_id, entity, snapshot, stage
                 )
                 for entity in entities
             }
@@ -117,15 +141,19 @@ def extract_entities(
     return PhaseExtract(snapshot, counts)
 
 
-def stage_entity(
-    legacy_dsn: str, target_dsn: str, run_id: str, entity: EntitySpec, snapshot: LegacySnapshot
+def stage_in_snapshot(
+    legacy_dsn: str,
+    target_dsn: str,
+    run_id: str,
+    entity: EntitySpec,
+    snapshot: LegacySnapshot,
+    stage: Stager = stage_whole,
 ) -> dict[str, int]:
-    """Copy every source table of ``entity`` into ``staging.<entity>__<table>``, in ``snapshot``.
+    """Open a legacy session in ``snapshot`` and a target transaction, and ``stage`` the entity.
 
     Returns:
         Rows copied per legacy table.
     """
-    counts: dict[str, int] = {}
     with (
         connect_legacy(legacy_dsn, application_name=f"migration:extract:{entity.name}") as source,
         connect(target_dsn, application_name=f"migration:extract:{entity.name}") as target,
@@ -134,18 +162,31 @@ def stage_entity(
         source.execute(
             sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot.snapshot_id))
         )
-        staging.claim(target, run_id, entity, snapshot.taken_at)
-        for table in entity.sources:
-            counts[table.table] = _copy_table(source, target, entity, table)
-    return counts
+        return stage(source, target, run_id, entity, snapshot)
 
 
-def _copy_table(
+def copy_table(
     source: psycopg.Connection[Any],
     target: psycopg.Connection[Any],
     entity: EntitySpec,
     table: SourceTable,
+    *,
+    where: sql.Composable | None = None,
+    params: Any = None,
 ) -> int:
+    """Create ``staging.<entity>__<table>`` with the legacy column types and COPY rows into it.
+
+    Args:
+        source: a legacy session (in the run's snapshot).
+        target: the target session; the caller owns its transaction.
+        entity: the entity the table is staged for.
+        table: the source table and its columns.
+        where: optional filter (the sync stages only the rows of changed entity rows).
+        params: values for the placeholders of ``where`` (bound, never formatted).
+
+    Returns:
+        Rows staged.
+    """
     columns = legacy_column_types(source, entity.name, table)
     staged = qualified(entity.staging_table(table.table))
     target.execute(
@@ -159,14 +200,16 @@ def _copy_table(
         )
     )
     column_list = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
-    copy_out = sql.SQL("copy (select {} from {}) to stdout (format binary)").format(
-        column_list, sql.Identifier(LEGACY_SCHEMA, table.table)
+    copy_out = sql.SQL("copy (select {} from {}{}) to stdout (format binary)").format(
+        column_list,
+        sql.Identifier(LEGACY_SCHEMA, table.table),
+        sql.SQL(" where {}").format(where) if where is not None else sql.SQL(""),
     )
     copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(staged, column_list)
     with (
         source.cursor() as reader,
         target.cursor() as writer,
-        reader.copy(copy_out) as outgoing,
+        reader.copy(copy_out, params) as outgoing,
         writer.copy(copy_in) as incoming,
     ):
         for chunk in outgoing:

@@ -20,6 +20,7 @@ from migration_ops.db import connect, connect_legacy, qualified, read_sql, run_s
 from migration_ops.errors import MigrationError
 from migration_ops.runs import RunContext
 from migration_ops.settings import LEGACY_SCHEMA
+from migration_ops.sync import apply as sync_apply
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,17 @@ def load_entity(
         for path in entity.post_load_sql:
             run_sql_file(conn, path, settings=run.settings())
         outcome = LoadOutcome(_validated_rows_present(conn, entity), inserted, updated)
-        quarantine.record(conn, entity, run.run_id)
+        removed = 0
+        if run.incremental:
+            quarantine.record(conn, entity, run.run_id, evaluated=sync_apply.touched(entity))
+            removed = sync_apply.record(conn, entity, run.run_id, _snapshot_at(conn, run))
+        else:
+            quarantine.record(conn, entity, run.run_id)
         conn.execute(
             """
             update migration.checkpoints
             set stage = 'loaded', loaded_rows = %s, inserted_rows = %s, updated_rows = %s,
-                unchanged_rows = %s, updated_at = now()
+                unchanged_rows = %s, removed_rows = %s, updated_at = now()
             where run_id = %s and entity = %s
             """,
             (
@@ -103,11 +109,16 @@ def load_entity(
                 inserted,
                 updated,
                 outcome.unchanged_rows,
+                removed,
                 run.run_id,
                 entity.name,
             ),
         )
     return outcome
+
+
+def _snapshot_at(conn: psycopg.Connection[Any], run: RunContext) -> Any:
+    return scalar(conn, "select snapshot_at from migration.runs where run_id = %s", (run.run_id,))
 
 
 def upsert_validated(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:

@@ -16,6 +16,7 @@ staging belongs to it (:func:`guard`); every step's errors leave it value-free
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
@@ -23,6 +24,7 @@ from migration_ops.db import connect
 from migration_ops.errors import errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
+from migration_ops.sync import detect
 from migration_ops.validate import QuarantineLimit
 
 
@@ -43,6 +45,9 @@ def extract_step(
 ) -> dict[str, int]:
     """Stage the entities' legacy tables from one snapshot; record it and each source_rows.
 
+    A sync run (:attr:`RunContext.incremental`) stages each entity's delta instead, one
+    entity after the other in phase order (a follower reads what its parent staged).
+
     Returns:
         ``source_rows`` per entity (the primary table's count).
     """
@@ -50,9 +55,15 @@ def extract_step(
     with errors_without_values(names, "extract"):
         with connect(target_dsn, application_name="migration:extract") as conn:
             runs.require_running(conn, run, entity=names)
-        staged = extract.extract_entities(
-            legacy_dsn, target_dsn, run.run_id, entities, workers=workers
-        )
+        if run.incremental:
+            stage = partial(detect.stage_delta, windows=detect.Windows.from_env())
+            staged = extract.extract_entities(
+                legacy_dsn, target_dsn, run.run_id, entities, workers=1, stage=stage
+            )
+        else:
+            staged = extract.extract_entities(
+                legacy_dsn, target_dsn, run.run_id, entities, workers=workers
+            )
         runs.record_snapshot(
             target_dsn, run, staged.snapshot.taken_at, staged.snapshot.txid_snapshot
         )

@@ -99,14 +99,28 @@ def rebuild_validated(target_dsn: str, entity: EntitySpec) -> tuple[int, int]:
     return int(held), int(validated_rows)
 
 
-def record(conn: psycopg.Connection[Any], entity: EntitySpec, run_id: str) -> None:
+def record(
+    conn: psycopg.Connection[Any],
+    entity: EntitySpec,
+    run_id: str,
+    *,
+    evaluated: sql.Composable | None = None,
+) -> None:
     """Write the staged decisions into ``migration.quarantine``, in the load's transaction.
 
     See ``include/sql/load/quarantine_record.sql``: new rows are added, rows seen again are
-    refreshed (never duplicated), rows this run no longer holds back are resolved.
+    refreshed (never duplicated), rows this run no longer holds back are resolved: all of the
+    entity's open rows after a full run, only the ``evaluated`` legacy ids (a query) after a
+    sync, whose delta says nothing about the rows it did not read.
     """
     _ensure(conn, entity)
-    set_run_settings(conn, {"entity": entity.name, "run_id": run_id})
+    set_run_settings(
+        conn,
+        {"entity": entity.name, "run_id": run_id, "resolve_all": "off" if evaluated else "on"},
+    )
     conn.execute(
-        sql.SQL(read_sql("load/quarantine_record.sql")).format(decisions=staged_table(entity))
+        sql.SQL(read_sql("load/quarantine_record.sql")).format(
+            decisions=staged_table(entity),
+            evaluated=evaluated if evaluated is not None else sql.SQL("select null::bigint"),
+        )
     )

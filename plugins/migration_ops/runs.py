@@ -19,6 +19,10 @@ from include.entities.spec import EntitySpec, PhaseSpec
 from migration_ops import staging
 from migration_ops.db import connect, run_sql_file
 from migration_ops.errors import GateClosed, MigrationError
+from migration_ops.sync import apply as sync_apply
+
+#: ``migration.runs.phase`` of the nightly sync's runs (they span phases 1–4).
+SYNC_PHASE = 0
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,11 @@ class RunContext:
     run_id: str
     phase: int
     as_of: str
+
+    @property
+    def incremental(self) -> bool:
+        """A sync run: its entities load a delta, not every legacy row."""
+        return self.phase == SYNC_PHASE
 
     def settings(self) -> dict[str, object]:
         """Values exposed to SQL files as ``current_setting('migration.<key>')``."""
@@ -56,6 +65,8 @@ def apply_schema(target_dsn: str, phase: PhaseSpec) -> None:
         conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
         for path in phase.schema_sql:
             run_sql_file(conn, path)
+        if phase.number == SYNC_PHASE:
+            sync_apply.add_removed_columns(conn, list(phase.entities))
 
 
 #: How long a running run of another host may stay silent before it counts as dead.
@@ -328,12 +339,28 @@ def latest_run_status(target_dsn: str, phase_number: int) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _check_sync_gate(target_dsn: str) -> None:
+    from include.entities import PHASES
+
+    for phase in PHASES:
+        status = latest_run_status(target_dsn, phase.number)
+        if status != "validated":
+            state = "has never run" if status is None else f"latest run is '{status}'"
+            raise GateClosed(
+                f"the sync cannot start: phase {phase.number} {state}. The sync follows a "
+                "full load: run the phases until phase 4 validates, then sync."
+            )
+
+
 def check_gate(target_dsn: str, phase: PhaseSpec) -> None:
     """Refuse to run a phase before the previous phase's latest run has validated.
 
     Raises:
         GateClosed: with a message saying which phase to run (or fix) first.
     """
+    if phase.number == SYNC_PHASE:
+        _check_sync_gate(target_dsn)
+        return
     if phase.number == 1:
         return
     previous = phase.number - 1

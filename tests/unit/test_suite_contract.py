@@ -97,3 +97,17 @@ def test_set_membership_helpers_are_also_guarded_against_nulls(entity: EntitySpe
             "expect_column_values_to_not_be_null",
             "expect_column_values_to_be_in_set",
         } <= kinds, column
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
+def test_only_primary_tables_use_cursors(entity: EntitySpec) -> None:
+    """A cursor (updated_at, id high-water mark) cannot see a deleted row; deletes of a primary
+    row are found by the id anti-join, but a child table's delete must re-derive its entity row,
+    which only the content comparison (hashes with the rows' primary ids) sees."""
+    for table in entity.sources[1:]:
+        assert table.change.kind in ("content", "full"), (entity.name, table.table)
+    for table in entity.sources:
+        if table.change.kind == "updated_at":
+            assert table.change.cursor_column, (entity.name, table.table)
+        if table.change.kind != "full":
+            assert table.primary_columns, (entity.name, table.table, "names no entity rows")

@@ -1,6 +1,9 @@
 -- Record one run's quarantine decisions for an entity in the auditors' history.
 --   in : {decisions} = staging.<entity>__quarantine (legacy_id, rule, detail), filled by the
---        validate and copy_objects steps; settings migration.entity, migration.run_id.
+--        validate and copy_objects steps; {evaluated} = the legacy ids this run evaluated;
+--        settings migration.entity, migration.run_id, migration.resolve_all ('on' after a
+--        full run: every open row of the entity is decided again; 'off' after a sync: only the
+--        evaluated ids are, the rows outside its delta keep their entries).
 --   out: migration.quarantine: a decision seen for the first time is added; one seen before is
 --        refreshed (last_run_id, last_seen_at, detail) and un-resolved; an open row of the entity
 --        that this run no longer holds back is resolved by this run.
@@ -27,3 +30,7 @@ set resolved_at = now(), resolved_run_id = current_setting('migration.run_id')
 where q.entity = current_setting('migration.entity')
     and q.resolved_at is null
     and q.quarantine_id not in (select r.quarantine_id from recorded as r)
+    and (
+        current_setting('migration.resolve_all') = 'on'
+        or q.legacy_id in ({evaluated})
+    )

@@ -1,0 +1,285 @@
+"""Find what changed in legacy since the last sync and stage exactly the rows it touches.
+
+Per entity, inside the sync's one legacy snapshot (see :mod:`migration_ops.extract`):
+
+1. each source table's change detection (:class:`~include.entities.spec.ChangeDetection`)
+   yields the *entity rows* (primary legacy ids) it touches: ``updated_at`` and
+   ``insert_only`` read only the rows past their cursor; ``content`` streams ``(id, md5)``
+   pairs and compares them with the hashes kept from the last sync (a row deleted from a
+   child table touches the entity rows it belonged to); ``full`` tables are read whole;
+2. entity rows still quarantined are touched too (a parent that arrived heals them), and so
+   are the rows following a changed parent (:class:`~include.entities.spec.Follow`);
+3. every source table is staged for the touched entity rows only, so the unchanged transform,
+   validate and load steps run on the delta; the primary table's ids are streamed as well
+   (ids only) for the deletes, and the new cursors and hashes wait in staging for the load,
+   which records them in its own transaction.
+
+An entity with no sync state yet (the first sync after a full load) is staged whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from include.entities.spec import EntitySpec, SourceTable
+from migration_ops import staging
+from migration_ops.db import qualified, scalar
+from migration_ops.extract import LegacySnapshot, copy_table
+from migration_ops.settings import LEGACY_SCHEMA
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How far back a sync re-reads, for commits that arrive late.
+
+    Attributes:
+        lookback: ``updated_at`` rows this long before the cursor are read again.
+        id_lookback: ids this far below the high-water mark are read again (an insert whose
+            id was taken before the last snapshot and committed after it).
+    """
+
+    lookback: timedelta = timedelta(hours=1)
+    id_lookback: int = 1000
+
+    @classmethod
+    def from_env(cls) -> Windows:
+        """``MIGRATION_SYNC_LOOKBACK_MINUTES`` / ``MIGRATION_SYNC_ID_LOOKBACK`` or the defaults."""
+        minutes = os.environ.get("MIGRATION_SYNC_LOOKBACK_MINUTES")
+        ids = os.environ.get("MIGRATION_SYNC_ID_LOOKBACK")
+        return cls(
+            lookback=timedelta(minutes=float(minutes)) if minutes else cls.lookback,
+            id_lookback=int(ids) if ids else cls.id_lookback,
+        )
+
+
+def _table(entity: EntitySpec, suffix: str) -> sql.Identifier:
+    return qualified(entity.staging_table(suffix))
+
+
+def _create_work_tables(target: psycopg.Connection[Any], entity: EntitySpec) -> None:
+    for suffix, columns in (
+        ("sync_touched", "primary_id bigint"),
+        ("sync_cursors", "source_table text, cursor_at timestamptz, high_water_id bigint"),
+        ("sync_hashes", "source_table text, legacy_id bigint, row_hash text, primary_ids bigint[]"),
+        ("sync_present", "id bigint primary key"),
+    ):
+        target.execute(
+            sql.SQL("create unlogged table {} ({})").format(
+                _table(entity, suffix), sql.SQL(columns)
+            )
+        )
+
+
+def _stream(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    query: sql.Composable,
+    params: Any,
+    into: sql.Composable,
+) -> None:
+    """COPY the result of a legacy query into a staging table (text format: casts are exact)."""
+    with (
+        source.cursor().copy(sql.SQL("copy ({}) to stdout").format(query), params) as outgoing,
+        target.cursor().copy(sql.SQL("copy {} from stdin").format(into)) as incoming,
+    ):
+        for chunk in outgoing:
+            incoming.write(chunk)
+
+
+def _primary_array(table: SourceTable) -> sql.Composable:
+    """``array[p1, p2]::bigint[]`` of the columns naming the entity rows a row belongs to."""
+    return sql.SQL("array[{}]::bigint[]").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_columns)
+    )
+
+
+def _state(
+    target: psycopg.Connection[Any], entity: EntitySpec, table: SourceTable
+) -> tuple[Any, Any] | None:
+    return target.execute(
+        "select cursor_at, high_water_id from migration.sync_cursors "
+        "where entity = %s and source_table = %s",
+        (entity.name, table.table),
+    ).fetchone()
+
+
+def _detect_by_cursor(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    entity: EntitySpec,
+    table: SourceTable,
+    windows: Windows,
+) -> None:
+    """``updated_at`` / ``insert_only``: rows past the cursor (minus the look-back windows)."""
+    legacy = sql.Identifier(LEGACY_SCHEMA, table.table)
+    cursor = sql.Identifier(table.change.cursor_column or "id")
+    state = _state(target, entity, table)
+    conditions: list[sql.Composable] = [sql.SQL("id > %(hwm)s")]
+    if table.change.kind == "updated_at":
+        conditions.append(sql.SQL("{} >= %(since)s").format(cursor))
+    hwm = state[1] if state and state[1] is not None else None
+    since = state[0] - windows.lookback if state and state[0] is not None else None
+    params = {"hwm": -(2**63) if hwm is None else hwm - windows.id_lookback, "since": since}
+    _stream(
+        source,
+        target,
+        sql.SQL("select unnest({}) from {} where {}").format(
+            _primary_array(table), legacy, sql.SQL(" or ").join(conditions)
+        ),
+        params,
+        _table(entity, "sync_touched"),
+    )
+    new_cursor = (
+        sql.SQL("max({})").format(cursor)
+        if table.change.kind == "updated_at"
+        else sql.SQL("null::timestamptz")
+    )
+    row = source.execute(
+        sql.SQL("select {}, max(id) from {}").format(new_cursor, legacy)
+    ).fetchone()
+    assert row is not None
+    target.execute(
+        sql.SQL("insert into {} values (%s, %s, %s)").format(_table(entity, "sync_cursors")),
+        (table.table, row[0], row[1]),
+    )
+
+
+def _detect_by_content(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    entity: EntitySpec,
+    table: SourceTable,
+) -> None:
+    """``content``: (id, md5 of the copied columns) against the hashes of the last sync."""
+    hashes = _table(entity, "sync_hashes")
+    _stream(
+        source,
+        target,
+        sql.SQL("select %(table)s, id, md5(row({})::text), {} from {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
+            _primary_array(table),
+            sql.Identifier(LEGACY_SCHEMA, table.table),
+        ),
+        {"table": table.table},
+        hashes,
+    )
+    target.execute(
+        sql.SQL(
+            """
+            insert into {touched}
+            select unnest(coalesce(h.primary_ids, '{{}}') || coalesce(o.primary_ids, '{{}}'))
+            from (select * from {hashes} where source_table = %(table)s) as h
+            full join (
+                select * from migration.sync_row_hashes
+                where entity = %(entity)s and source_table = %(table)s
+            ) as o on o.legacy_id = h.legacy_id
+            where h.row_hash is distinct from o.row_hash
+                or h.primary_ids is distinct from o.primary_ids
+            """
+        ).format(touched=_table(entity, "sync_touched"), hashes=hashes),
+        {"table": table.table, "entity": entity.name},
+    )
+
+
+def _touch_followers_and_quarantine(
+    source: psycopg.Connection[Any], target: psycopg.Connection[Any], entity: EntitySpec
+) -> None:
+    touched = _table(entity, "sync_touched")
+    target.execute(
+        sql.SQL(
+            "insert into {} select legacy_id from migration.quarantine "
+            "where entity = %s and resolved_at is null"
+        ).format(touched),
+        (entity.name,),
+    )
+    for follow in entity.follows:
+        parents = target.execute(
+            sql.SQL("select coalesce(array_agg(id), '{{}}') from {}").format(
+                qualified(f"staging.{follow.parent}__{follow.parent_table}")
+            )
+        ).fetchone()
+        _stream(
+            source,
+            target,
+            sql.SQL("select id from {} where {} = any(%s)").format(
+                sql.Identifier(LEGACY_SCHEMA, entity.primary_source.table),
+                sql.Identifier(follow.column),
+            ),
+            (parents[0] if parents else [],),
+            touched,
+        )
+
+
+def _stage_sources(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    entity: EntitySpec,
+    touched: list[int] | None,
+) -> dict[str, int]:
+    """Stage every source table: whole when ``touched`` is None or the table is ``full``."""
+    counts = {}
+    for table in entity.sources:
+        where: sql.Composable | None = None
+        params: Any = None
+        if touched is not None and table.change.kind != "full":
+            where = sql.SQL(" or ").join(
+                sql.SQL("{} = any(%(ids)s)").format(sql.Identifier(c))
+                for c in table.primary_columns
+            )
+            params = {"ids": touched}
+        counts[table.table] = copy_table(source, target, entity, table, where=where, params=params)
+    return counts
+
+
+def stage_delta(
+    source: psycopg.Connection[Any],
+    target: psycopg.Connection[Any],
+    run_id: str,
+    entity: EntitySpec,
+    snapshot: LegacySnapshot,
+    windows: Windows,
+) -> dict[str, int]:
+    """Claim the entity's staging for ``run_id`` and fill it with the entity's delta.
+
+    ``source`` must already read the sync's snapshot; the caller commits ``target``.
+
+    Returns:
+        Rows staged per legacy table.
+    """
+    staging.claim(target, run_id, entity, snapshot.taken_at)
+    _create_work_tables(target, entity)
+    first = not scalar(
+        target, "select count(*) from migration.sync_cursors where entity = %s", (entity.name,)
+    ) and not scalar(
+        target, "select count(*) from migration.sync_row_hashes where entity = %s", (entity.name,)
+    )
+    for table in entity.sources:
+        if table.change.kind in ("updated_at", "insert_only"):
+            _detect_by_cursor(source, target, entity, table, windows)
+        elif table.change.kind == "content":
+            _detect_by_content(source, target, entity, table)
+    _touch_followers_and_quarantine(source, target, entity)
+    _stream(
+        source,
+        target,
+        sql.SQL("select id from {}").format(
+            sql.Identifier(LEGACY_SCHEMA, entity.primary_source.table)
+        ),
+        None,
+        _table(entity, "sync_present"),
+    )
+    touched = None
+    if not first:
+        row = target.execute(
+            sql.SQL("select coalesce(array_agg(distinct primary_id), '{{}}') from {}").format(
+                _table(entity, "sync_touched")
+            )
+        ).fetchone()
+        touched = list(row[0]) if row else []
+    return _stage_sources(source, target, entity, touched)

@@ -1,0 +1,279 @@
+"""The nightly sync: after full loads and syncs over a changing legacy database, the target
+equals a fresh full load of that legacy database (removed rows excepted), and each known
+failure class of cursor-based sync tools is caught (field-anchors §3)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from include.entities import PHASES, SYNC
+from migration_ops import local_env, pipeline, runs
+from migration_ops.db import connect, qualified, scalar
+from migration_ops.errors import GateClosed
+from tests.e2e.conftest import run_phase
+from tests.e2e.test_trust import _copy_of_sandbox
+
+pytestmark = pytest.mark.e2e
+
+CURSOR_KINDS = ("updated_at", "insert_only")
+
+
+def full_load(legacy: str, target: str, prefix: str) -> None:
+    for phase in PHASES:
+        run_phase(legacy, target, phase, f"{prefix}-phase{phase.number}")
+
+
+def sync(legacy: str, target: str, run_id: str) -> runs.RunContext:
+    runs.check_gate(target, SYNC)
+    return run_phase(legacy, target, SYNC, run_id)
+
+
+def counts(target: str, run_id: str) -> dict[str, tuple[int, int, int, int]]:
+    """entity → (rows seen, inserted, updated, removed) of a sync run."""
+    with connect(target) as conn:
+        rows = conn.execute(
+            "select entity, source_rows, inserted_rows, updated_rows, removed_rows "
+            "from migration.checkpoints where run_id = %s",
+            (run_id,),
+        ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def live_rows(target: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every entity table without surrogate ids, load timestamps and removed rows."""
+    result = {}
+    with connect(target) as conn:
+        conn.execute("set timezone = 'UTC'")  # the same instants print alike in both targets
+        for table in dict.fromkeys(e.target_table for p in PHASES for e in p.entities):
+            schema, name = table.split(".")
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "select column_name from information_schema.columns where table_schema = %s "
+                    "and table_name = %s and data_type <> 'uuid' and column_name not in "
+                    "('created_at', 'updated_at', 'legacy_removed_at') order by ordinal_position",
+                    (schema, name),
+                )
+            ]
+            removed = conn.execute(
+                "select 1 from information_schema.columns where table_schema = %s "
+                "and table_name = %s and column_name = 'legacy_removed_at'",
+                (schema, name),
+            ).fetchone()
+            query = sql.SQL("select {} from {}{}").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+                qualified(table),
+                sql.SQL(" where legacy_removed_at is null") if removed else sql.SQL(""),
+            )
+            result[table] = sorted((tuple(r) for r in conn.execute(query)), key=repr)
+        result["quarantine"] = conn.execute(
+            "select entity, legacy_id, rule from migration.quarantine where resolved_at is null "
+            "order by 1, 2, 3"
+        ).fetchall()
+    return result
+
+
+CHANGES = """
+-- a new office, a new patient user of it, an order and a state for that order (parents and
+-- children inserted together)
+insert into dispatch_office (id, doctor_id, name, tax_rate, valid)
+    select max(id) + 1, (select min(user_id) from auth_user_groups where group_id = 2),
+           'Sync Office', 0.05, true from dispatch_office;
+insert into auth_user (id, password, is_superuser, username, first_name, last_name, email,
+                       is_staff, is_active, date_joined)
+    select max(id) + 1, 'pbkdf2_sha256$x', false, 'sync.patient', 'Sy', 'Nc', 'sync@example.com',
+           false, true, now() from auth_user;
+insert into dispatch_patient (id, user_id, doctor_id, office_id, status, suffix, updated_at)
+    select (select max(id) + 1 from dispatch_patient), (select max(id) from auth_user),
+           (select min(user_id) from auth_user_groups where group_id = 2),
+           (select max(id) from dispatch_office), 1, 'SY01', now();
+insert into dispatch_instruction (id, patient_id, course_id, status, updated_at)
+    select max(id) + 1, (select max(id) from dispatch_patient), 1, 1, now()
+    from dispatch_instruction;
+insert into dispatch_state (id, status, "on", changed_at, instruction_id)
+    select max(id) + 1, 11, true, now(), (select max(id) from dispatch_instruction)
+    from dispatch_state;
+-- two orders updated in one statement: they share one updated_at (a cursor tie)
+update dispatch_instruction set notes = 'tie ' || id, updated_at = '2031-01-01T00:00:00Z'
+    where id in (select id from dispatch_instruction order by id limit 2);
+-- tables without timestamps: an office renamed, a template renamed
+update dispatch_office set name = 'Renamed Office'
+    where id = (select min(id) from dispatch_office where valid);
+update dispatch_template set task_name = 'Renamed step' where id = (select min(id) from dispatch_template);
+-- a doctor becomes a technician (a group change)
+update auth_user_groups set group_id = 11
+    where id = (select min(id) from auth_user_groups where group_id = 2 and user_id not in
+                (select user_id from dispatch_patient));
+-- a patient moves to another doctor: their orders take the new doctor (no order row changed)
+update dispatch_patient set doctor_id = (
+        select max(user_id) from auth_user_groups where group_id = 2)
+    where id = (select min(patient_id) from dispatch_instruction);
+-- deletes: a message and a plan comment
+delete from dispatch_record_attachments where record_id = (select max(id) from dispatch_record);
+delete from dispatch_record where id = (select max(id) from dispatch_record);
+delete from dispatch_comment where id = (select max(id) from dispatch_comment);
+"""
+
+
+#: The id look-back of these syncs: insert-only tables re-read this many ids below the mark.
+ID_LOOKBACK = 50
+
+
+@pytest.fixture(scope="module")
+def synced(pg_socket, sandbox_dsn, supabase_storage) -> Iterator[dict[str, Any]]:
+    """Full load, a first sync, legacy changes (with a late commit), a second sync."""
+    previous = os.environ.get("MIGRATION_SYNC_ID_LOOKBACK")
+    os.environ["MIGRATION_SYNC_ID_LOOKBACK"] = str(ID_LOOKBACK)
+    legacy = _copy_of_sandbox(pg_socket, sandbox_dsn, "e2e_sync_legacy")
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_sync_target", recreate=True)
+    with psycopg.connect(local_env.dsn(pg_socket, "postgres"), autocommit=True) as admin:
+        # the two servers in different time zones (timestamps must compare as instants)
+        admin.execute("alter database e2e_sync_legacy set timezone = 'Pacific/Kiritimati'")
+        admin.execute("alter database e2e_sync_target set timezone = 'America/Adak'")
+    with connect(legacy) as conn:  # a state whose insert will commit late (id behind the mark)
+        late_state = scalar(conn, "select max(id) - 2 from dispatch_state")
+        late_row = conn.execute(
+            "delete from dispatch_state where id = %s returning *", (late_state,)
+        ).fetchone()
+    full_load(legacy, target, "full")
+    first = sync(legacy, target, "sync-1")
+    with connect(legacy) as conn:
+        conn.execute(CHANGES)
+        cursor = scalar(conn, "select max(updated_at) from dispatch_instruction")
+        late_order = scalar(conn, "select max(id) - 5 from dispatch_instruction")
+        # committed after sync 2's cursor moved past it, with an older timestamp
+        conn.execute(
+            "update dispatch_instruction set notes = 'late', updated_at = %s where id = %s",
+            (cursor - timedelta(minutes=30), late_order),
+        )
+        conn.execute("insert into dispatch_state values (%s, %s, %s, %s, %s, %s)", late_row)
+    second = sync(legacy, target, "sync-2")
+    yield {
+        "legacy": legacy,
+        "target": target,
+        "first": first,
+        "second": second,
+        "late_state": late_state,
+        "late_order": late_order,
+    }
+    if previous is None:
+        os.environ.pop("MIGRATION_SYNC_ID_LOOKBACK")
+    else:
+        os.environ["MIGRATION_SYNC_ID_LOOKBACK"] = previous
+
+
+def test_after_syncs_the_target_equals_a_fresh_full_load(pg_socket, synced) -> None:
+    fresh = local_env.ensure_supabase_database(pg_socket, "e2e_sync_fresh", recreate=True)
+    full_load(synced["legacy"], fresh, "fresh")
+    assert live_rows(synced["target"]) == live_rows(fresh)
+
+
+def test_the_delta_is_what_changed(synced) -> None:
+    second = counts(synced["target"], "sync-2")
+    assert second["offices"][1:3] == (1, 1), "one office inserted, one renamed"
+    assert second["workflow_templates"][2] == 1
+    assert second["order_state_history"][1] == 2, "the new state and the late one"
+    assert second["messages"][3] == 1 and second["plan_comments"][3] == 1, "one removed each"
+    with connect(synced["target"]) as conn:
+        late = conn.execute(
+            "select notes from public.orders where legacy_instruction_id = %s",
+            (synced["late_order"],),
+        ).fetchone()
+        state_back = scalar(
+            conn,
+            "select legacy_removed_at is null from public.order_state_history "
+            "where legacy_state_id = %s",
+            (synced["late_state"],),
+        )
+        watermarks = scalar(conn, "select count(*) from migration.sync_cursors")
+    assert late == ("late",), "a commit behind the cursor, inside the look-back, is caught"
+    assert state_back is True, "an insert committed late, its id behind the high-water mark"
+    assert watermarks == 7, "one cursor per updated_at/insert-only source table"
+
+
+def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
+    third = sync(synced["legacy"], synced["target"], "sync-3")
+    assert {e: c[1:] for e, c in counts(synced["target"], third.run_id).items()} == {
+        e.name: (0, 0, 0) for e in SYNC.entities
+    }
+    with connect(synced["target"]) as conn:
+        open_quarantine = dict(
+            conn.execute(
+                "select entity, count(*) from migration.quarantine where resolved_at is null "
+                "group by entity"
+            ).fetchall()
+        )
+    cursor_entities = {
+        e.name for e in SYNC.entities if e.primary_source.change.kind in CURSOR_KINDS
+    }
+    for entity, (seen, _, _, _) in counts(synced["target"], third.run_id).items():
+        window = ID_LOOKBACK + 3 if entity in cursor_entities else 0  # + the 2 cursor ties
+        assert seen <= open_quarantine.get(entity, 0) + window, (entity, seen)
+
+
+def test_the_sync_refuses_to_run_before_phase_4_validated(make_db, supabase_db) -> None:
+    target = supabase_db("sync_gate")
+    with pytest.raises(GateClosed, match="the sync cannot start: phase 1 has never run"):
+        runs.check_gate(target, SYNC)
+
+
+def test_a_sync_killed_inside_a_load_converges_on_the_next_sync(synced) -> None:
+    legacy, target = synced["legacy"], synced["target"]
+    with connect(legacy) as conn:
+        conn.execute("update dispatch_office set name = 'Killed Rename' where id = 2")
+    run = runs.begin_run(target, SYNC, "sync-killed", triggered_by="pytest", params={})
+    pipeline.extract_step(legacy, target, run, SYNC.ordered())
+    offices = SYNC.ordered()[0]
+    pipeline.transform_step(target, run, offices)
+    pipeline.validate_step(target, run, offices, limit=pipeline.QuarantineLimit())
+    blocker = psycopg.connect(target)
+    blocker.execute(
+        "select 1 from migration.checkpoints where run_id = 'sync-killed' and entity = 'offices' "
+        "for update"
+    )
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            pipeline.load_step(target, run, offices)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            errors.append(exc)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    with connect(target, autocommit=True) as monitor:
+        for _ in range(400):
+            pid = scalar(
+                monitor,
+                "select pid from pg_stat_activity where application_name = "
+                "'migration:load:offices' and wait_event_type = 'Lock'",
+            )
+            if pid:
+                break
+            time.sleep(0.05)
+        assert pid, "the load never reached its checkpoint write"
+        monitor.execute("select pg_terminate_backend(%s)", (pid,))
+    worker.join(30)
+    blocker.rollback()
+    blocker.close()
+    assert errors and isinstance(errors[0], psycopg.OperationalError)
+    with connect(target) as conn:
+        assert scalar(conn, "select name from public.offices where legacy_office_id = 2") != (
+            "Killed Rename"
+        )
+    runs.mark_failed(target, "sync-killed")
+    after = sync(legacy, target, "sync-after-kill")
+    assert counts(target, after.run_id)["offices"][2] == 1, "the killed change loads now"
+    with connect(target) as conn:
+        assert scalar(conn, "select name from public.offices where legacy_office_id = 2") == (
+            "Killed Rename"
+        )
