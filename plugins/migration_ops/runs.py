@@ -339,35 +339,37 @@ def latest_run_status(target_dsn: str, phase_number: int) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _check_sync_gate(target_dsn: str) -> None:
-    from include.entities import PHASES
-
-    for phase in PHASES:
-        status = latest_run_status(target_dsn, phase.number)
-        if status != "validated":
-            state = "has never run" if status is None else f"latest run is '{status}'"
-            raise GateClosed(
-                f"the sync cannot start: phase {phase.number} {state}. The sync follows a "
-                "full load: run the phases until phase 4 validates, then sync."
-            )
+def _unvalidated(target_dsn: str, phase_number: int) -> str | None:
+    """Why ``phase_number`` does not count as validated (``None`` when its latest run did)."""
+    status = latest_run_status(target_dsn, phase_number)
+    if status == "validated":
+        return None
+    return "has never run" if status is None else f"latest run is '{status}'"
 
 
 def check_gate(target_dsn: str, phase: PhaseSpec) -> None:
     """Refuse to run a phase before the previous phase's latest run has validated.
 
+    The sync (phase 0) needs every phase validated: it follows a full load.
+
     Raises:
         GateClosed: with a message saying which phase to run (or fix) first.
     """
+    from include.entities import PHASES
+
     if phase.number == SYNC_PHASE:
-        _check_sync_gate(target_dsn)
+        for earlier in PHASES:
+            if reason := _unvalidated(target_dsn, earlier.number):
+                raise GateClosed(
+                    f"the sync cannot start: phase {earlier.number} {reason}. The sync follows "
+                    "a full load: run the phases until phase 4 validates, then sync."
+                )
         return
     if phase.number == 1:
         return
     previous = phase.number - 1
-    status = latest_run_status(target_dsn, previous)
-    if status != "validated":
-        state = "has never run" if status is None else f"latest run is '{status}'"
+    if reason := _unvalidated(target_dsn, previous):
         raise GateClosed(
-            f"phase {phase.number} cannot start: phase {previous} {state}. "
+            f"phase {phase.number} cannot start: phase {previous} {reason}. "
             f"Run migrate_phase_{previous}_* until it validates, then trigger this phase again."
         )
