@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate airflow test test-slow kill-converge test-fast lint fmt bench sandbox db-up db-down clean mutate
+.PHONY: help install demo migrate sync airflow test test-slow kill-converge test-fast lint fmt bench sandbox db-up db-down clean mutate
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ demo: $(STAMP) ## whole migration on the embedded PostgreSQL (sandbox built once
 
 migrate: $(STAMP) ## run the phases in order against AIRFLOW_CONN_LEGACY_DB / AIRFLOW_CONN_SUPABASE_DB
 	$(PY) -m migration_ops.cli migrate
+
+sync: $(STAMP) ## run the nightly incremental sync once against AIRFLOW_CONN_LEGACY_DB / AIRFLOW_CONN_SUPABASE_DB
+	$(PY) -m migration_ops.cli sync
 
 airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on http://localhost:8080
 	$(PY) -m migration_ops.cli airflow

@@ -7,6 +7,7 @@
 ``migrate`` run every phase DAG in order with ``airflow dags test`` against the
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
             exit non-zero at the first phase that does not validate.
+``sync``    run the nightly sync (``incremental_sync``) once the same way.
 
 When the Airflow connections or metadata database are not set in the environment, the
 embedded databases are used; values the user set are never overridden.
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from include.entities.spec import PhaseSpec
 from migration_ops import local_env
 from migration_ops.settings import local_dir
 
@@ -75,35 +77,64 @@ def migrate(through: int | None = None) -> int:
     a fresh snapshot and converges to the same target (upserts by legacy id).
     """
     from include.entities import PHASES
-    from migration_ops import reports, runs
-    from migration_ops.connections import env_dsn
 
-    if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
-        print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
+    if not _airflow_db_ready():
         return 2
-    target = env_dsn("supabase_db")
     for phase in PHASES:
         if through is not None and phase.number > through:
             break
-        started = time.monotonic()
-        log_path = local_dir() / "logs" / f"{phase.dag_id}.log"
-        print(f"phase {phase.number} ({phase.dag_id}) ... ", end="", flush=True)
-        code = _airflow("dags", "test", phase.dag_id, log_path=log_path)
-        status = runs.latest_run_status(target, phase.number)
-        elapsed = time.monotonic() - started
-        print(f"{status or 'not started'} in {elapsed:.1f}s (log: {log_path})")
-        if code != 0 or status != "validated":
-            print(_tail(log_path), file=sys.stderr)
+        if not _run_dag(phase):
             print(
                 f"phase {phase.number} did not validate; later phases were not started.",
                 file=sys.stderr,
             )
             return 1
-        run_id = _latest_run_id(target, phase.number)
-        report = reports.write(target, run_id)
-        print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
-        print(f"reports: {report}\n")
     return 0
+
+
+def sync() -> int:
+    """Run the nightly sync once (``incremental_sync``); 0 when it validated."""
+    from include.entities import SYNC
+
+    if not _airflow_db_ready():
+        return 2
+    if not _run_dag(SYNC):
+        print("the sync did not validate; the target keeps its last synced state.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _airflow_db_ready() -> bool:
+    if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
+        print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
+        return False
+    return True
+
+
+def _run_dag(phase: PhaseSpec) -> bool:
+    """``airflow dags test`` of one phase (or the sync); print its reconciliation table.
+
+    Returns:
+        whether the run validated.
+    """
+    from migration_ops import reports, runs
+    from migration_ops.connections import env_dsn
+
+    target = env_dsn("supabase_db")
+    started = time.monotonic()
+    log_path = local_dir() / "logs" / f"{phase.dag_id}.log"
+    print(f"{phase.title} ({phase.dag_id}) ... ", end="", flush=True)
+    code = _airflow("dags", "test", phase.dag_id, log_path=log_path)
+    status = runs.latest_run_status(target, phase.number)
+    print(f"{status or 'not started'} in {time.monotonic() - started:.1f}s (log: {log_path})")
+    if code != 0 or status != "validated":
+        print(_tail(log_path), file=sys.stderr)
+        return False
+    run_id = _latest_run_id(target, phase.number)
+    report = reports.write(target, run_id)
+    print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
+    print(f"reports: {report}\n")
+    return True
 
 
 def _latest_run_id(target_dsn: str, phase_number: int) -> str:
@@ -203,12 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     migrate_parser.add_argument(
         "--through", type=int, default=None, help="stop after this phase (default: all)"
     )
+    sub.add_parser("sync", help="run the nightly incremental sync once against the connections")
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.scale, args.seed)
     if args.command == "airflow":
         return airflow(args.scale, args.seed)
     _prepare_environment(force_embedded=False)
+    if args.command == "sync":
+        return sync()
     return migrate(args.through)
 
 

@@ -20,6 +20,7 @@ Nothing here touches a database at import time: task bodies import and connect l
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ from airflow.sdk import (
 
 from include.entities import get_entity, get_phase
 from include.entities.spec import EntitySpec, PhaseSpec
+from migration_ops.runs import SYNC_PHASE
 from migration_ops.settings import LEGACY_CONN_ID, TARGET_CONN_ID
 
 #: Retry what can heal (a dropped connection, a killed worker); fail at once on what cannot:
@@ -338,7 +340,7 @@ def _publish(phase: PhaseSpec) -> Any:
 
 def _doc(phase: PhaseSpec) -> str:
     lines = [
-        f"# Phase {phase.number}: {phase.title}",
+        f"# Phase {phase.number}: {phase.title}" if phase.number else f"# {phase.title}",
         "",
         "Extract (binary COPY from a read-only snapshot) → transform (set-based SQL) → validate "
         "(Great Expectations; failing rows to `migration.quarantine`) → load (upsert by legacy id, "
@@ -349,7 +351,13 @@ def _doc(phase: PhaseSpec) -> str:
         f"**Connections:** `{LEGACY_CONN_ID}` (read only), `{TARGET_CONN_ID}`.",
         f"**Emits:** `{phase.asset_uri}` when every entity reconciled.",
     ]
-    if phase.number > 1:
+    if phase.number == SYNC_PHASE:
+        lines.append(
+            "**Gate:** runs only after phases 1-4 validated. Reads and writes only what changed "
+            "in legacy since the last sync (change detection per table: `docs/sync.md`); rows "
+            "gone from legacy are marked `legacy_removed_at`, never deleted."
+        )
+    elif phase.number > 1:
         lines.append(f"**Gate:** runs only after phase {phase.number - 1} validated.")
     lines += ["", "| entity | legacy source | target | suite |", "|---|---|---|---|"]
     for entity in phase.ordered():
@@ -358,39 +366,59 @@ def _doc(phase: PhaseSpec) -> str:
     return "\n".join(lines)
 
 
+def _entity_groups(phase: PhaseSpec, run: Any, staged: Any) -> dict[str, TaskGroup]:
+    """One task group per entity after ``staged``; parents first, earlier phases first."""
+    groups: dict[str, TaskGroup] = {}
+    for entity in phase.ordered():
+        with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
+            steps = [
+                step.override(task_id=name)(run, entity.name) for name, step in steps_of(entity)
+            ]
+            for upstream, downstream in zip(steps, steps[1:], strict=False):
+                upstream >> downstream
+        staged >> group
+        for earlier in phase.ordered():
+            if earlier.name in entity.parents or earlier.phase == entity.phase - 1:
+                groups[earlier.name] >> group
+        groups[entity.name] = group
+    return groups
+
+
+def _schedule(phase: PhaseSpec) -> Any:
+    """The previous phase's Asset; the sync's cron (``MIGRATION_SYNC_SCHEDULE``, nightly)."""
+    if phase.number == SYNC_PHASE:
+        return os.environ.get("MIGRATION_SYNC_SCHEDULE", "0 2 * * *")
+    return [Asset(get_phase(phase.number - 1).asset_uri)] if phase.number > 1 else None
+
+
 def build_phase_dag(phase: PhaseSpec) -> DAG:
-    """Return the DAG of one migration phase (see the module docstring for its shape)."""
-    schedule = [Asset(get_phase(phase.number - 1).asset_uri)] if phase.number > 1 else None
+    """Return the DAG of one migration phase, or of the sync (see the module docstring).
+
+    The sync (phase 0) has no backup of its own (the daily ``backup_target`` covers it: a
+    full dump every night would cost more than the change it syncs) and runs every entity of
+    phases 1–4, a phase's entities after those of the phase before.
+    """
     with DAG(
         dag_id=phase.dag_id,
-        schedule=schedule,
+        schedule=_schedule(phase),
         start_date=datetime(2025, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
         params=PARAMS,
-        tags=["migration", f"phase-{phase.number}", phase.name],
+        tags=["migration", f"phase-{phase.number}" if phase.number else "sync", phase.name],
         doc_md=_doc(phase),
     ) as dag:
         run: Any = begin(phase.number)
-        backup = backup_group(f"before phase {phase.number}", phase.number)
-        backup >> run
-        if phase.number > 1:
-            gate(phase.number) >> [backup, run]
+        if phase.number == SYNC_PHASE:
+            gate(phase.number) >> run
+        else:
+            backup = backup_group(f"before phase {phase.number}", phase.number)
+            backup >> run
+            if phase.number > 1:
+                gate(phase.number) >> [backup, run]
         staged: Any = extract.override(task_id="extract")(run, phase.number)
-        groups: dict[str, TaskGroup] = {}
-        for entity in phase.ordered():
-            with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
-                steps = [
-                    step.override(task_id=name)(run, entity.name) for name, step in steps_of(entity)
-                ]
-                for upstream, downstream in zip(steps, steps[1:], strict=False):
-                    upstream >> downstream
-            staged >> group
-            for parent in entity.parents:
-                if parent in groups:
-                    groups[parent] >> group
-            groups[entity.name] = group
+        groups = _entity_groups(phase, run, staged)
         published = _publish(phase)(run)
         list(groups.values()) >> published
         [staged, *groups.values(), published] >> record_failure()

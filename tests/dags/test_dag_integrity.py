@@ -12,7 +12,7 @@ from include.entities import PHASES
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 APPROVED_TAGS = (
-    {"migration", "backup", "rollback"}
+    {"migration", "backup", "rollback", "sync"}
     | {f"phase-{p.number}" for p in PHASES}
     | {p.name for p in PHASES}
 )
@@ -108,3 +108,18 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
         assert previous in repr(getattr(dag.timetable, "asset_condition", None)), (
             "later phases are scheduled on the previous phase's Asset"
         )
+
+
+def test_the_sync_runs_every_entity_in_phase_order_nightly(dagbag) -> None:
+    from include.entities import SYNC
+
+    dag = dagbag.dags["incremental_sync"]
+    assert "expression='0 2 * * *'" in repr(dag.timetable), "nightly by default"
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.get_task("gate").downstream_task_ids == {"begin"}
+    assert not [t for t in dag.task_ids if t.startswith("backup")], "no full dump per sync"
+    assert [o.uri for o in dag.get_task("publish").outlets] == ["migration://sync/completed"]
+    assert {e.name for e in SYNC.entities} == {e.name for phase in PHASES for e in phase.entities}
+    # phase 2 entities wait for every phase 1 entity (their parents are in the target by then)
+    orders = dag.get_task("orders.transform").upstream_task_ids
+    assert {"extract", "profiles.checkpoint", "offices.checkpoint", "jaws.checkpoint"} <= orders

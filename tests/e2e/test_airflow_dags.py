@@ -26,6 +26,7 @@ def migrate_cli(
     *,
     fault: str | None = None,
     through: int | None = None,
+    command: str = "migrate",
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m migration_ops.cli migrate` against the given test databases.
 
@@ -41,7 +42,9 @@ def migrate_cli(
         env["PYTHONPATH"] = os.pathsep.join([str(injected), env["PYTHONPATH"]])
         env["MIGRATION_TEST_FAULT"] = fault
     return subprocess.run(  # noqa: S603 - our own CLI
-        migrate_command(through),
+        migrate_command(through)
+        if command == "migrate"
+        else [*migrate_command(None)[:-1], command],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -122,6 +125,21 @@ def test_migrate_runs_every_phase_through_airflow(
         assert source == loaded + merged + quarantined
         assert printed[entity] == (source, loaded, merged, quarantined), entity
     assert printed["profiles"][0] == legacy_users, "every legacy user is counted as source"
+
+    synced = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target", command="sync")
+    assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
+    assert runs.latest_run_status(target, runs.SYNC_PHASE) == "validated"
+    after_sync = _printed_reconciliation(synced.stdout)
+    assert set(after_sync) == set(printed), "the sync reconciles every entity of phases 1-4"
+    for entity, (source, loaded, merged, quarantined) in after_sync.items():
+        assert source == loaded + merged + quarantined, entity
+    with connect(target) as conn:
+        changed = scalar(
+            conn,
+            "select sum(c.inserted_rows + c.updated_rows) from migration.checkpoints as c "
+            "join migration.runs as r using (run_id) where r.phase = 0",
+        )
+    assert changed == 0, "nothing changed in legacy since the full load"
 
 
 def _printed_reconciliation(stdout: str) -> dict[str, tuple[int, int, int, int]]:
