@@ -113,6 +113,10 @@ update dispatch_template set task_name = 'Renamed step' where id = (select min(i
 update auth_user_groups set group_id = 11
     where id = (select min(id) from auth_user_groups where group_id = 2 and user_id not in
                 (select user_id from dispatch_patient));
+-- a user loses one of several groups (a child row deleted: the profile is re-derived)
+delete from auth_user_groups where id = (
+    select max(id) from auth_user_groups where user_id in (
+        select user_id from auth_user_groups group by user_id having count(*) > 1));
 -- a patient moves to another doctor: their orders take the new doctor (no order row changed)
 update dispatch_patient set doctor_id = (
         select max(user_id) from auth_user_groups where group_id = 2)
