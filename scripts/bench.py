@@ -80,10 +80,74 @@ def raw_copy_seconds(legacy: str, scratch: str, entity: EntitySpec) -> float:
     return total
 
 
+def staged_rows(target: str, entity: EntitySpec) -> dict[str, int]:
+    """Rows staged per legacy table of the entity (before the checkpoint drops them)."""
+    with connect(target) as conn:
+        return {
+            source.table: int(
+                conn.execute(
+                    sql.SQL("select count(*) from {}").format(
+                        sql.Identifier("staging", f"{entity.name}__{source.table}")
+                    )
+                ).fetchone()[0]  # type: ignore[index]
+            )
+            for source in entity.sources
+        }
+
+
+#: About 1 % of the legacy rows changed between two syncs: orders touched (cursor), offices
+#: and users renamed (content), tasks and records inserted (insert-only).
+ONE_PERCENT = """
+update dispatch_instruction set notes = coalesce(notes, '') || '.', updated_at = now()
+    where id % 100 = 0;
+update dispatch_office set name = coalesce(name, '') || '.' where id % 100 = 0;
+update auth_user set last_name = last_name || '.' where id % 100 = 0;
+insert into dispatch_task (id, instruction_id, template_id, checked, done_at, jaw)
+    select max_id + n, instruction_id, template_id, checked, done_at, jaw
+    from (select max(id) as max_id from dispatch_task) as m,
+         lateral (select row_number() over () as n, t.* from dispatch_task as t
+                  where t.id % 100 = 0) as s;
+"""
+
+
+def bench_sync(legacy: str, target: str, full_load_seconds: float) -> None:
+    """The nightly sync beside the full load: nothing changed, then about 1 % changed."""
+    from include.entities import SYNC
+
+    def sync(run_id: str) -> float:
+        started = time.perf_counter()
+        runs.apply_schema(target, SYNC)
+        run = runs.begin_run(target, SYNC, run_id, triggered_by="bench", params={})
+        pipeline.extract_step(legacy, target, run, SYNC.ordered())
+        for entity in SYNC.ordered():
+            pipeline.run_entity(
+                target, run, entity, legacy_dsn=legacy, limit=QuarantineLimit(fraction=1.0)
+            )
+        runs.finish_run(target, run, SYNC)
+        return time.perf_counter() - started
+
+    first = sync("bench__sync__first")
+    unchanged = sync("bench__sync__unchanged")
+    with connect(legacy) as conn:
+        conn.execute(ONE_PERCENT)
+    changed = sync("bench__sync__one_percent")
+    print(f"\nfull load of phases 1-4 (steps only): {full_load_seconds:.1f}s")
+    print(f"first sync (builds its state):         {first:.1f}s")
+    print(
+        f"sync, nothing changed:                 {unchanged:.1f}s "
+        f"({unchanged / full_load_seconds:.1%} of the full load)"
+    )
+    print(
+        f"sync, ~1 % of rows changed:            {changed:.1f}s "
+        f"({changed / full_load_seconds:.1%} of the full load)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-sync", dest="sync", action="store_false", help="skip the sync bench")
     args = parser.parse_args()
 
     socket_dir = local_env.start()
@@ -112,12 +176,13 @@ def main() -> None:
                 target, phase, f"bench__{phase.dag_id}__{attempt}", triggered_by="bench", params={}
             )
             for entity in phase.ordered():
-                extracted, t_extract = timed(pipeline.extract_step, legacy, target, run, entity)
+                _, t_extract = timed(pipeline.extract_step, legacy, target, run, [entity])
+                extracted = staged_rows(target, entity)
                 _, t_transform = timed(pipeline.transform_step, target, run, entity)
                 _, t_validate = timed(
                     pipeline.validate_step, target, run, entity, limit=QuarantineLimit(fraction=1.0)
                 )
-                _, t_load = timed(pipeline.load_step, target, run, entity)
+                _, t_load = timed(pipeline.load_step, target, run, entity, legacy_dsn=legacy)
                 pipeline.checkpoint_step(target, run, entity)
                 total = t_extract + t_transform + t_validate + t_load
                 rows = extracted[entity.primary_source.table]
@@ -138,6 +203,8 @@ def main() -> None:
     print("rows/s = primary source rows / (extract+transform+validate+load) of the first load;")
     print("raw rows/s = all source-table rows of the entity / raw binary COPY seconds.")
     print("The first entity's validate time includes importing Great Expectations (a few seconds).")
+    if args.sync:
+        bench_sync(legacy, target, sum(v[-1] for v in first.values()))
 
 
 if __name__ == "__main__":
