@@ -119,10 +119,11 @@ def bench_sync(legacy: str, target: str, full_load_seconds: float) -> None:
         runs.apply_schema(target, SYNC)
         run = runs.begin_run(target, SYNC, run_id, triggered_by="bench", params={})
         pipeline.extract_step(legacy, target, run, SYNC.ordered())
-        for entity in SYNC.ordered():
-            pipeline.run_entity(
-                target, run, entity, legacy_dsn=legacy, limit=QuarantineLimit(fraction=1.0)
-            )
+        for entity in SYNC.ordered():  # as the full load above: no object copy
+            pipeline.transform_step(target, run, entity)
+            pipeline.validate_step(target, run, entity, limit=QuarantineLimit(fraction=1.0))
+            pipeline.load_step(target, run, entity, legacy_dsn=legacy)
+            pipeline.checkpoint_step(target, run, entity)
         runs.finish_run(target, run, SYNC)
         return time.perf_counter() - started
 
