@@ -92,7 +92,9 @@ def validate_step(
     with errors_without_values(entity.name, "validate"):
         guard(target_dsn, run, entity)
         try:
-            outcome = validate.validate_entity(target_dsn, entity, run.run_id, limit=limit)
+            outcome = validate.validate_entity(
+                target_dsn, entity, run.run_id, limit=limit, skip_empty=run.incremental
+            )
         except Exception:
             runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
             raise

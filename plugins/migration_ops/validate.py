@@ -30,7 +30,7 @@ from psycopg import sql
 
 from include.entities.spec import EntitySpec
 from migration_ops import quarantine
-from migration_ops.db import connect
+from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.settings import EXPECTATIONS_DIR
 
@@ -249,7 +249,12 @@ def hold_back_failures(
 
 
 def validate_entity(
-    target_dsn: str, entity: EntitySpec, run_id: str, *, limit: QuarantineLimit
+    target_dsn: str,
+    entity: EntitySpec,
+    run_id: str,
+    *,
+    limit: QuarantineLimit,
+    skip_empty: bool = False,
 ) -> ValidationOutcome:
     """Run the suite, quarantine row-level failures, re-run it on what will load.
 
@@ -258,6 +263,8 @@ def validate_entity(
         entity: the entity spec.
         run_id: the migration run id (quarantine and results are keyed by it).
         limit: how many quarantined rows the entity tolerates (see :class:`QuarantineLimit`).
+        skip_empty: a sync's empty delta is not handed to Great Expectations (nothing to
+            check, and two suite runs per entity are most of a quiet night's cost).
 
     Raises:
         ValidationFailed: a suite-level expectation failed, rows still fail after the
@@ -265,6 +272,12 @@ def validate_entity(
     """
     with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
         quarantine.reset(conn, entity)  # a retried validate decides afresh
+        transformed = qualified(entity.staging_table("transformed"))
+        empty = scalar(conn, sql.SQL("select not exists (select 1 from {})").format(transformed))
+    if skip_empty and empty:
+        quarantine.rebuild_validated(target_dsn, entity)
+        log.info("%s: empty delta, nothing to validate", entity.name)
+        return ValidationOutcome(transformed_rows=0, quarantined_rows=0, validated_rows=0)
     first = run_suite(target_dsn, entity, f"{entity.name}__transformed")
     _record(target_dsn, entity, run_id, "transformed", first)
     suite_level = [o.rule for o in first if not o.success and not o.row_level]

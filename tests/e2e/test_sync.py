@@ -219,9 +219,20 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
     cursor_entities = {
         e.name for e in SYNC.entities if e.primary_source.change.kind in CURSOR_KINDS
     }
-    for entity, (seen, _, _, _) in counts(synced["target"], third.run_id).items():
+        validated = {
+            r[0]
+            for r in conn.execute(
+                "select entity from migration.validation_results where run_id = %s",
+                (third.run_id,),
+            )
+        }
+    seen_by_entity = counts(synced["target"], third.run_id)
+    for entity, (seen, _, _, _) in seen_by_entity.items():
         window = ID_LOOKBACK + 3 if entity in cursor_entities else 0  # + the 2 cursor ties
         assert seen <= open_quarantine.get(entity, 0) + window, (entity, seen)
+    assert validated == {e for e, c in seen_by_entity.items() if c[0] > 0}, (
+        "an empty delta is not handed to Great Expectations"
+    )
 
 
 def test_the_sync_refuses_to_run_before_phase_4_validated(make_db, supabase_db) -> None:
