@@ -28,7 +28,7 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
         reconciliation = conn.execute(
             """
             select r.entity, r.source_rows, r.loaded_rows, r.merged_rows, r.quarantined_rows,
-                   c.inserted_rows, c.updated_rows, c.unchanged_rows
+                   c.inserted_rows, c.updated_rows, c.unchanged_rows, c.removed_rows
             from migration.reconciliation as r
             join migration.checkpoints as c using (run_id, entity)
             where r.run_id = %s order by r.entity
@@ -75,6 +75,7 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
                         "inserted_rows",
                         "updated_rows",
                         "unchanged_rows",
+                        "removed_rows",
                     ),
                     row,
                     strict=True,
@@ -107,6 +108,7 @@ def reconciliation_table(rows: list[dict[str, Any]]) -> str:
         "inserted",
         "updated",
         "unchanged",
+        "removed",
         "balanced",
     )
     lines = [header]
@@ -119,7 +121,10 @@ def reconciliation_table(rows: list[dict[str, Any]]) -> str:
                     str(r[k])
                     for k in ("source_rows", "loaded_rows", "merged_rows", "quarantined_rows")
                 ),
-                *(str(r[k]) for k in ("inserted_rows", "updated_rows", "unchanged_rows")),
+                *(
+                    str(r[k])
+                    for k in ("inserted_rows", "updated_rows", "unchanged_rows", "removed_rows")
+                ),
                 "yes" if balanced else "NO",
             )
         )
@@ -127,6 +132,14 @@ def reconciliation_table(rows: list[dict[str, Any]]) -> str:
     rendered = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in lines]
     rendered.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(rendered)
+
+
+def _lag(run: dict[str, Any]) -> str:
+    """How far behind legacy the target was when the run finished (snapshot → committed)."""
+    from datetime import datetime
+
+    lag = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["snapshot_at"])
+    return f"{lag.total_seconds():.0f}s"
 
 
 def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
@@ -142,7 +155,8 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
         f"- run: `{run['run_id']}`",
         f"- status: **{run['status']}**",
         f"- as of: {run['as_of']}; started {run['started_at']}; finished {run['finished_at']}",
-        f"- legacy snapshot read by every entity: {run['snapshot_at']}",
+        f"- legacy snapshot read by every entity: {run['snapshot_at']}"
+        + (f" (lag to finished: {_lag(run)})" if run["snapshot_at"] and run["finished_at"] else ""),
         *([f"- why: {run['status_reason']}"] if run["status_reason"] else []),
         f"- triggered by: {run['triggered_by']}",
         "",
