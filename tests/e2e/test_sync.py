@@ -208,7 +208,7 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
     third = sync(synced["legacy"], synced["target"], "sync-3")
     assert {e: c[1:] for e, c in counts(synced["target"], third.run_id).items()} == {
         e.name: (0, 0, 0) for e in SYNC.entities
-    }
+    }, "nothing inserted, updated or removed"
     with connect(synced["target"]) as conn:
         open_quarantine = dict(
             conn.execute(
@@ -216,9 +216,6 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
                 "group by entity"
             ).fetchall()
         )
-    cursor_entities = {
-        e.name for e in SYNC.entities if e.primary_source.change.kind in CURSOR_KINDS
-    }
         validated = {
             r[0]
             for r in conn.execute(
@@ -226,6 +223,9 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
                 (third.run_id,),
             )
         }
+    cursor_entities = {
+        e.name for e in SYNC.entities if e.primary_source.change.kind in CURSOR_KINDS
+    }
     seen_by_entity = counts(synced["target"], third.run_id)
     for entity, (seen, _, _, _) in seen_by_entity.items():
         window = ID_LOOKBACK + 3 if entity in cursor_entities else 0  # + the 2 cursor ties
@@ -235,7 +235,7 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
     )
 
 
-def test_the_sync_refuses_to_run_before_phase_4_validated(make_db, supabase_db) -> None:
+def test_the_sync_refuses_to_run_before_phase_4_validated(supabase_db) -> None:
     target = supabase_db("sync_gate")
     with pytest.raises(GateClosed, match="the sync cannot start: phase 1 has never run"):
         runs.check_gate(target, SYNC)
