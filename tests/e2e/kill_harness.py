@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -196,3 +197,47 @@ def _entity_rows(conn: Any, table: str) -> list[tuple[Any, ...]]:
         sql.SQL(", ").join(sql.Identifier(c) for c in columns), qualified(table)
     )
     return sorted((tuple(row) for row in conn.execute(query).fetchall()), key=repr)
+
+
+def kill_load_at_its_checkpoint(
+    target_dsn: str, run_id: str, entity: str, load: Callable[[], object]
+) -> BaseException | None:
+    """Run ``load`` and kill its database session inside the load transaction.
+
+    The checkpoint row is held by another session, so the load blocks on it after everything
+    else of its transaction (the upsert included) is done; its backend is then terminated.
+
+    Returns:
+        what ``load`` raised (the connection loss), or ``None`` if it did not fail.
+    """
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            load()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            errors.append(exc)
+
+    with connect(target_dsn) as blocker:
+        blocker.execute(
+            "select 1 from migration.checkpoints where run_id = %s and entity = %s for update",
+            (run_id, entity),
+        )
+        worker = threading.Thread(target=run)
+        worker.start()
+        with connect(target_dsn, autocommit=True) as monitor:
+            for _ in range(400):
+                row = monitor.execute(
+                    "select pid from pg_stat_activity where application_name = %s "
+                    "and wait_event_type = 'Lock'",
+                    (f"migration:load:{entity}",),
+                ).fetchone()
+                if row:
+                    monitor.execute("select pg_terminate_backend(%s)", (row[0],))
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"the {entity} load never reached its checkpoint write")
+        worker.join(30)
+        blocker.rollback()
+    return errors[0] if errors else None

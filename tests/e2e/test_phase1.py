@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import psycopg
 import pytest
 from psycopg import sql
@@ -16,6 +13,7 @@ from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import SchemaDriftError, ValidationFailed
 from migration_ops.validate import QuarantineLimit
 from tests.e2e.fingerprint import assert_rerun_is_a_no_op, fingerprints, table_fingerprint
+from tests.e2e.kill_harness import kill_load_at_its_checkpoint
 
 pytestmark = pytest.mark.e2e
 PHASE_1 = get_phase(1)
@@ -117,34 +115,13 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
     pipeline.transform_step(killed, run, PROFILES)
     pipeline.validate_step(killed, run, PROFILES, limit=QuarantineLimit())
 
-    # Hold the checkpoint row: the load writes it last, so it blocks after upserting everything.
-    blocker = psycopg.connect(killed)
-    blocker.execute(
-        "select 1 from migration.checkpoints where run_id = 'killed' and entity = 'profiles' for update"
+    error = kill_load_at_its_checkpoint(
+        killed,
+        "killed",
+        "profiles",
+        lambda: pipeline.load_step(killed, run, PROFILES, legacy_dsn=sandbox_dsn),
     )
-    errors: list[BaseException] = []
-    worker = threading.Thread(
-        target=lambda: _capture(
-            errors, lambda: pipeline.load_step(killed, run, PROFILES, legacy_dsn=sandbox_dsn)
-        )
-    )
-    worker.start()
-    with connect(killed, autocommit=True) as monitor:
-        for _ in range(200):
-            pid = scalar(
-                monitor,
-                "select pid from pg_stat_activity where application_name = 'migration:load:profiles' "
-                "and wait_event_type = 'Lock'",
-            )
-            if pid:
-                break
-            time.sleep(0.05)
-        assert pid, "the load never reached its checkpoint write"
-        monitor.execute("select pg_terminate_backend(%s)", (pid,))
-    worker.join(30)
-    blocker.rollback()
-    blocker.close()
-    assert errors and isinstance(errors[0], psycopg.OperationalError)
+    assert isinstance(error, psycopg.OperationalError)
     assert table_fingerprint(killed, "public.profiles")[0] == 0, (
         "the killed transaction left rows behind"
     )
@@ -153,13 +130,6 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
     pipeline.checkpoint_step(killed, run, PROFILES)
     runs.finish_run(killed, run, PHASE_1)
     assert _comparable(killed) == _comparable(clean)
-
-
-def _capture(errors: list[BaseException], fn, *args) -> None:
-    try:
-        fn(*args)
-    except BaseException as exc:  # noqa: BLE001 - the test inspects it
-        errors.append(exc)
 
 
 def _comparable(dsn: str) -> dict[str, list[tuple]]:

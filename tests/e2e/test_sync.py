@@ -5,8 +5,6 @@ failure class of cursor-based sync tools is caught (field-anchors §3)."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -20,6 +18,7 @@ from migration_ops import local_env, pipeline, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
 from tests.e2e.conftest import run_phase
+from tests.e2e.kill_harness import kill_load_at_its_checkpoint
 from tests.e2e.test_trust import _copy_of_sandbox
 
 pytestmark = pytest.mark.e2e
@@ -250,37 +249,10 @@ def test_a_sync_killed_inside_a_load_converges_on_the_next_sync(synced) -> None:
     offices = SYNC.ordered()[0]
     pipeline.transform_step(target, run, offices)
     pipeline.validate_step(target, run, offices, limit=pipeline.QuarantineLimit())
-    blocker = psycopg.connect(target)
-    blocker.execute(
-        "select 1 from migration.checkpoints where run_id = 'sync-killed' and entity = 'offices' "
-        "for update"
+    error = kill_load_at_its_checkpoint(
+        target, "sync-killed", "offices", lambda: pipeline.load_step(target, run, offices)
     )
-    errors: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            pipeline.load_step(target, run, offices)
-        except BaseException as exc:  # noqa: BLE001 - inspected below
-            errors.append(exc)
-
-    worker = threading.Thread(target=load)
-    worker.start()
-    with connect(target, autocommit=True) as monitor:
-        for _ in range(400):
-            pid = scalar(
-                monitor,
-                "select pid from pg_stat_activity where application_name = "
-                "'migration:load:offices' and wait_event_type = 'Lock'",
-            )
-            if pid:
-                break
-            time.sleep(0.05)
-        assert pid, "the load never reached its checkpoint write"
-        monitor.execute("select pg_terminate_backend(%s)", (pid,))
-    worker.join(30)
-    blocker.rollback()
-    blocker.close()
-    assert errors and isinstance(errors[0], psycopg.OperationalError)
+    assert isinstance(error, psycopg.OperationalError)
     with connect(target) as conn:
         assert scalar(conn, "select name from public.offices where legacy_office_id = 2") != (
             "Killed Rename"
