@@ -49,13 +49,15 @@ def _columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def loadable_columns(conn: psycopg.Connection[Any], entity: EntitySpec) -> list[str]:
+def loadable_columns(
+    conn: psycopg.Connection[Any], entity: EntitySpec, suffix: str = "validated"
+) -> list[str]:
     """Staged columns that go to the target: all but ``_``-prefixed helper columns.
 
     Raises:
         MigrationError: a staged column has no counterpart in the target table.
     """
-    staged = [c for c in _columns(conn, entity.staging_table("validated")) if not c.startswith("_")]
+    staged = [c for c in _columns(conn, entity.staging_table(suffix)) if not c.startswith("_")]
     target = set(_columns(conn, entity.target_table))
     missing = [c for c in staged if c not in target]
     if missing:
@@ -119,6 +121,29 @@ def load_entity(
 
 def _snapshot_at(conn: psycopg.Connection[Any], run: RunContext) -> Any:
     return scalar(conn, "select snapshot_at from migration.runs where run_id = %s", (run.run_id,))
+
+
+def differing_rows(conn: psycopg.Connection[Any], entity: EntitySpec, suffix: str) -> int:
+    """Staged rows the upsert would write: no target row, or one whose mapped columns differ.
+
+    The same comparison as the upsert's anti-join (``include/sql/load/upsert.sql``).
+    """
+    ident = [sql.Identifier(c) for c in loadable_columns(conn, entity, suffix)]
+    return int(
+        scalar(
+            conn,
+            sql.SQL(
+                "select count(*) from {staged} as s where not exists (select 1 from {target} as t "
+                "where t.{key} = s.{key} and ({t_columns}) is not distinct from ({s_columns}))"
+            ).format(
+                staged=qualified(entity.staging_table(suffix)),
+                target=qualified(entity.target_table),
+                key=sql.Identifier(entity.conflict_key),
+                t_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
+                s_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
+            ),
+        )
+    )
 
 
 def upsert_validated(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:

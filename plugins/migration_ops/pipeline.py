@@ -93,7 +93,7 @@ def validate_step(
         guard(target_dsn, run, entity)
         try:
             outcome = validate.validate_entity(
-                target_dsn, entity, run.run_id, limit=limit, skip_empty=run.incremental
+                target_dsn, entity, run.run_id, limit=limit, skip_unchanged=run.incremental
             )
         except Exception:
             runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)

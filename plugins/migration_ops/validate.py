@@ -29,8 +29,8 @@ from typing import Any
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops import quarantine
-from migration_ops.db import connect, qualified, scalar
+from migration_ops import load, quarantine
+from migration_ops.db import connect
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.settings import EXPECTATIONS_DIR
 
@@ -254,7 +254,7 @@ def validate_entity(
     run_id: str,
     *,
     limit: QuarantineLimit,
-    skip_empty: bool = False,
+    skip_unchanged: bool = False,
 ) -> ValidationOutcome:
     """Run the suite, quarantine row-level failures, re-run it on what will load.
 
@@ -263,8 +263,10 @@ def validate_entity(
         entity: the entity spec.
         run_id: the migration run id (quarantine and results are keyed by it).
         limit: how many quarantined rows the entity tolerates (see :class:`QuarantineLimit`).
-        skip_empty: a sync's empty delta is not handed to Great Expectations (nothing to
-            check, and two suite runs per entity are most of a quiet night's cost).
+        skip_unchanged: a sync's delta whose rows are all already in the target exactly as
+            transformed (an empty delta, a look-back window read again) is not handed to Great
+            Expectations: those rows passed the suite when they loaded, and two suite runs per
+            entity are most of a quiet night's cost.
 
     Raises:
         ValidationFailed: a suite-level expectation failed, rows still fail after the
@@ -272,12 +274,13 @@ def validate_entity(
     """
     with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
         quarantine.reset(conn, entity)  # a retried validate decides afresh
-        transformed = qualified(entity.staging_table("transformed"))
-        empty = scalar(conn, sql.SQL("select not exists (select 1 from {})").format(transformed))
-    if skip_empty and empty:
-        quarantine.rebuild_validated(target_dsn, entity)
-        log.info("%s: empty delta, nothing to validate", entity.name)
-        return ValidationOutcome(transformed_rows=0, quarantined_rows=0, validated_rows=0)
+        unchanged = skip_unchanged and load.differing_rows(conn, entity, "transformed") == 0
+    if unchanged:
+        _, validated_rows = quarantine.rebuild_validated(target_dsn, entity)
+        log.info(
+            "%s: %d rows, all as in the target: not validated again", entity.name, validated_rows
+        )
+        return ValidationOutcome(validated_rows, quarantined_rows=0, validated_rows=validated_rows)
     first = run_suite(target_dsn, entity, f"{entity.name}__transformed")
     _record(target_dsn, entity, run_id, "transformed", first)
     suite_level = [o.rule for o in first if not o.success and not o.row_level]
