@@ -7,6 +7,8 @@
 ``migrate`` run every phase DAG in order with ``airflow dags test`` against the
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
             exit non-zero at the first phase that does not validate.
+``dedup``   de-duplicate any CSV of person records (:mod:`migration_ops.dedup.cli`).
+``unlink``  undo one linked patient cluster in the target (:mod:`migration_ops.dedup.step`).
 
 When the Airflow connections or metadata database are not set in the environment, the
 embedded databases are used; values the user set are never overridden.
@@ -191,7 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         sub_parser.add_argument("--scale", type=float, default=default_scale)
         sub_parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "7")))
     sub.add_parser("migrate", help="run the phases in order against the configured connections")
+    from migration_ops.dedup import cli as dedup_cli
+
+    dedup_cli.add_parser(sub)
+    dedup_cli.add_unlink_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "dedup":
+        return dedup_cli.run(args)
+    if args.command == "unlink":
+        _prepare_environment(force_embedded=False)
+        return dedup_cli.run_unlink(args)
     if args.command == "demo":
         return demo(args.scale, args.seed)
     if args.command == "airflow":
