@@ -119,15 +119,17 @@ def load_entity(
                 f"after the upsert {present} of {validated_rows} validated rows are in the target",
             )
         outcome = LoadOutcome(validated_rows, inserted, updated)
+        merged = merged_rows(conn, entity)
         conn.execute(
             """
             update migration.checkpoints
-            set stage = 'loaded', loaded_rows = %s, inserted_rows = %s, updated_rows = %s,
-                unchanged_rows = %s, updated_at = now()
+            set stage = 'loaded', loaded_rows = %s, merged_rows = %s, inserted_rows = %s,
+                updated_rows = %s, unchanged_rows = %s, updated_at = now()
             where run_id = %s and entity = %s
             """,
             (
-                outcome.validated_rows,
+                outcome.validated_rows - merged,
+                merged,
                 inserted,
                 updated,
                 outcome.unchanged_rows,
@@ -136,3 +138,28 @@ def load_entity(
             ),
         )
     return outcome
+
+
+def merged_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
+    """Validated rows loaded as linked duplicates: counted as merged, not loaded (0007).
+
+    A linked duplicate keeps its own target row (linked, not destroyed), so ``source =
+    loaded + merged + quarantined`` counts each legacy row once: as merged when it points
+    at a survivor, else as loaded.
+    """
+    if entity.dedup is None:
+        return 0
+    return int(
+        scalar(
+            conn,
+            sql.SQL(
+                "select count(*) from {validated} as s join {target} as t on t.{key} = s.{key} "
+                "where t.{merged} is not null"
+            ).format(
+                validated=qualified(entity.staging_table("validated")),
+                target=qualified(entity.target_table),
+                key=sql.Identifier(entity.conflict_key),
+                merged=sql.Identifier(entity.dedup.merged_column),
+            ),
+        )
+    )

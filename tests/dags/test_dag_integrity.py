@@ -81,9 +81,11 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     dag = dagbag.dags[phase.dag_id]
     for entity in phase.entities:
         names = [name for name, _ in steps_of(entity)]
-        assert names[:3] == ["extract", "transform", "validate"]
+        dedup = ["dedup"] if entity.dedup is not None else []
+        assert names[: 3 + len(dedup)] == ["extract", "transform", *dedup, "validate"]
         assert names[-2:] == ["load", "checkpoint"]
         assert ("copy_objects" in names) == (entity.object_copy is not None)
+        assert ("dedup" in names) == (entity.name == "profiles"), "patients are de-duplicated"
         ids = [f"{entity.name}.{name}" for name in names]
         for upstream, downstream in zip(ids, ids[1:], strict=False):
             assert dag.get_task(upstream).downstream_task_ids == {downstream}, upstream

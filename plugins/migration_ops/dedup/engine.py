@@ -383,8 +383,8 @@ def _agreement(gamma: int, top: int) -> str:
     return EXACT if gamma == top else SIMILAR
 
 
-def _clusters(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Connected components of the linked pairs; cluster id = smallest member id."""
+def cluster_ids(ids: list[Any], linked: Any) -> dict[Any, Any]:
+    """Connected components of the ``linked`` pairs: record id -> smallest id of its cluster."""
     parent: dict[Any, Any] = {}
 
     def find(x: Any) -> Any:
@@ -393,20 +393,26 @@ def _clusters(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
             x = parent[x]
         return x
 
-    linked = pairs[pairs["band"] == "link"]
-    for a, b in zip(linked["id_l"], linked["id_r"], strict=True):
+    for a, b in linked:
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
             parent[max(root_a, root_b)] = min(root_a, root_b)
+    return {i: find(i) for i in ids}
+
+
+def _clusters(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per record: its cluster (linked pairs) and best match probability."""
+    linked = pairs[pairs["band"] == "link"]
+    ids = list(frame["unique_id"])
+    clusters = cluster_ids(ids, zip(linked["id_l"], linked["id_r"], strict=True))
     best: dict[Any, float] = {}
     for a, b, p in zip(pairs["id_l"], pairs["id_r"], pairs["match_probability"], strict=True):
         best[a] = max(best.get(a, 0.0), float(p))
         best[b] = max(best.get(b, 0.0), float(p))
-    ids = list(frame["unique_id"])
     return pd.DataFrame(
         {
             "record_id": ids,
-            "cluster_id": [find(i) for i in ids],
+            "cluster_id": [clusters[i] for i in ids],
             "match_probability": [round(best.get(i, 0.0), 6) for i in ids],
         }
     )
