@@ -465,3 +465,14 @@ def test_unlink_and_review_decisions_end_to_end(
         assert conn.execute(
             "select linked_by, unlinked_at from migration.dedup_links"
         ).fetchall() == [("reviewer", None)]
+
+    # the DAG param dedup_unlink: the dedup task undoes the cluster before de-duplicating
+    outcome = pipeline.dedup_step(target, third, PROFILES, unlink_ids=(16,), actor="airflow-user")
+    assert (
+        outcome["linked_pairs"] == 0 and outcome["candidates"] == 84
+    )  # patients, no test accounts
+    assert _linked_pairs(target) == set()
+    with connect(target) as conn:
+        assert conn.execute(
+            "select decision, decided_by from migration.dedup_decisions"
+        ).fetchall() == [("distinct", "airflow-user")]

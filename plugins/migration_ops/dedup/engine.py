@@ -270,7 +270,12 @@ def _settings(roles: tuple[str, ...]) -> Any:
 
 
 def _train(linker: Any, roles: tuple[str, ...], records: int, notes: list[str], *, em: bool) -> str:
-    """Estimate λ, u and (with enough records) m; return how m was obtained."""
+    """Estimate λ, u and (with enough records) m; return how m was obtained.
+
+    λ (the prior that two random records match) is set on Splink's settings object: its
+    public API only estimates λ from deterministic rules, which find nothing on small data
+    (λ = 0 breaks prediction), so the prior comes first and survives a failed estimate.
+    """
     settings = linker._settings_obj
     prior = min(0.5, 2 * config.EXPECTED_DUPLICATE_SHARE / max(records, 2))
     settings._probability_two_random_records_match = prior

@@ -33,9 +33,14 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any] | None:
             "from migration.dedup_members where run_id = %s group by 1, 2 order by 1, 2",
             (run_id,),
         ).fetchall()
+        # the links inside this run's clusters (scores as last refreshed)
         links = conn.execute(
-            "select entity, legacy_id_l, legacy_id_r, match_probability, agreement, linked_by "
-            "from migration.dedup_links where last_run_id = %s and unlinked_at is null "
+            "select l.entity, l.legacy_id_l, l.legacy_id_r, l.match_probability, l.agreement, "
+            "l.linked_by from migration.dedup_links as l "
+            "join migration.dedup_members as a on a.run_id = %s and a.entity = l.entity "
+            "and a.legacy_id = l.legacy_id_l "
+            "join migration.dedup_members as b on b.run_id = a.run_id and b.entity = l.entity "
+            "and b.legacy_id = l.legacy_id_r and b.survivor_legacy_id = a.survivor_legacy_id "
             "order by 1, 2, 3",
             (run_id,),
         ).fetchall()
