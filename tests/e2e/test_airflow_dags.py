@@ -69,10 +69,18 @@ def test_migrate_runs_every_phase_through_airflow(
     for phase in PHASES:
         assert runs.latest_run_status(target, phase.number) == "validated", phase.dag_id
     assert len(list((tmp_path / "reports").glob("*/reconciliation.md"))) == len(PHASES)
+    # phase 1's dedup task (with its typed params) linked the sandbox's duplicate patient
+    assert len(list((tmp_path / "reports").glob("*/dedup.md"))) == 1
     assert asset_events(pg_socket, "e2e_airflow_target") == {p.asset_uri: 1 for p in PHASES}
     with connect(target) as conn:
         assert (
             scalar(conn, "select count(*) from migration.audit_log where action = 'run_phase'") >= 1
+        )
+        assert (
+            scalar(
+                conn, "select merged_rows from migration.reconciliation where entity = 'profiles'"
+            )
+            == 1
         )
 
 
