@@ -93,12 +93,26 @@ M_PRIORS: dict[str, tuple[float, ...]] = {
     "edit": (0.85, 0.07, 0.03, 0.05),
     "text": (0.85, 0.08, 0.04, 0.03),
 }
+#: u priors (how often two unrelated records fall in each level), same shapes as the m
+#: priors: used only below ``MIN_RECORDS_FOR_U`` records, where a random sample would be
+#: mostly the duplicates themselves. Rough shares for a general population.
+U_PRIORS: dict[str, tuple[float, ...]] = {
+    "name": (0.005, 0.003, 0.005, 0.05, 0.937),
+    "date": (0.0001, 0.0001, 0.0003, 0.003, 0.9965),
+    "exact": (0.5, 0.5),
+    "email": (0.0001, 0.0001, 0.001, 0.9988),
+    "edit": (0.001, 0.002, 0.005, 0.992),
+    "text": (0.01, 0.02, 0.1, 0.87),
+}
+CONTEXT_U_PRIORS: tuple[float, ...] = (0.05, 0.95)
+
 #: m priors for context roles: a duplicate is often registered elsewhere (another doctor).
 CONTEXT_M_PRIORS: tuple[float, ...] = (0.70, 0.30)
 CONTEXT_ROLES: frozenset[str] = frozenset({"doctor", "office"})
 #: m priors of doctor and office together (one comparison): same doctor, another doctor of
 #: the same office, neither.
 CARE_M_PRIORS: tuple[float, ...] = (0.72, 0.06, 0.22)
+CARE_U_PRIORS: tuple[float, ...] = (0.02, 0.03, 0.95)
 
 #: Roles whose exact agreement is weighted by how rare the value is (term frequency): two
 #: records sharing a rare surname, or the doctor of few patients, say more than a common one.
@@ -144,6 +158,9 @@ DETERMINISTIC_RECALL = 0.7
 #: Share of records assumed to be a duplicate of another, before the data says otherwise:
 #: the prior of the probability that two random records match is ``2 * share / records``.
 EXPECTED_DUPLICATE_SHARE = 0.02
+
+#: Below this many records u is not estimated from random pairs (the u priors are used).
+MIN_RECORDS_FOR_U = 50
 
 #: Below this many records the m priors are used instead of expectation maximisation.
 MIN_RECORDS_FOR_EM = 2_000

@@ -101,6 +101,17 @@ def test_tiny_and_degenerate_inputs() -> None:
     assert one.clusters.to_dict("records") == [
         {"record_id": 1, "cluster_id": 1, "match_probability": 0.0}
     ]
+    # a handful of records: u and term frequencies from priors, not from the sample itself
+    three = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "f": ["Ann", "ann ", "Bob"],
+            "d": ["2000-01-02", "20000102", "1990-05-05"],
+        }
+    )
+    small = deduplicate(three, {"first_name": "f", "birthdate": "d"}, id_column="id")
+    assert list(small.clusters["cluster_id"]) == [1, 1, 3]
+    assert list(small.pairs["band"]) == ["link"]
     with pytest.raises(ValueError, match="unknown roles"):
         deduplicate(pd.DataFrame({"id": [1, 2]}), {"shoe_size": "id"}, id_column="id")
     with pytest.raises(ValueError, match="duplicate values"):

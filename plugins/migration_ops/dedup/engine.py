@@ -226,28 +226,42 @@ def _role_levels(role: str, roles: tuple[str, ...]) -> list[tuple[str, str]]:
     return _levels(role, config.MODEL[role].kind)
 
 
-def _comparison(role: str, roles: tuple[str, ...]) -> Any:
-    """The Splink comparison of one role, its m priors set (EM, when it runs, starts there)."""
+def _priors(role: str, roles: tuple[str, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(m, u) priors of a role's levels, most similar first, "different" last."""
+    if role == "doctor" and "office" in roles:
+        return config.CARE_M_PRIORS, config.CARE_U_PRIORS
+    if role in config.CONTEXT_ROLES:
+        return config.CONTEXT_M_PRIORS, config.CONTEXT_U_PRIORS
+    kind = config.MODEL[role].kind
+    return config.M_PRIORS[kind], config.U_PRIORS[kind]
+
+
+def _comparison(role: str, roles: tuple[str, ...], *, small: bool) -> Any:
+    """The Splink comparison of one role, its m priors set (EM, when it runs, starts there).
+
+    ``small`` data (fewer than ``MIN_RECORDS_FOR_U`` records) also gets the u priors and no
+    term frequencies: a random sample of a handful of records is mostly its own duplicates.
+    """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
-    kind = config.MODEL[role].kind
-    if role == "doctor" and "office" in roles:
-        m: tuple[float, ...] = config.CARE_M_PRIORS
-    elif role in config.CONTEXT_ROLES:
-        m = config.CONTEXT_M_PRIORS
-    else:
-        m = config.M_PRIORS[kind]
     levels = [*_role_levels(role, roles), ("else", "different")]
     creators: list[Any] = [cll.NullLevel(role)]
-    for (condition, label), m_probability in zip(levels, m, strict=True):
+    for (condition, label), m, u in zip(levels, *_priors(role, roles), strict=True):
         level: Any = cll.ElseLevel() if condition == "else" else cll.CustomLevel(condition, label)
-        level = level.configure(m_probability=m_probability)
-        if label == "exact" and role in config.TERM_FREQUENCY_ROLES:
+        level = level.configure(m_probability=m, u_probability=u if small else unset())
+        if label == "exact" and role in config.TERM_FREQUENCY_ROLES and not small:
             # a rare value agreeing is stronger evidence than a common one
             level = level.configure(tf_adjustment_column=role, tf_adjustment_weight=1.0)
         creators.append(level)
     return cl.CustomComparison(creators, output_column_name=role)
+
+
+def unset() -> Any:
+    """Splink's marker for "not supplied" (so ``configure`` leaves u to be estimated)."""
+    from splink.internals.comparison_level_creator import unsupplied_option
+
+    return unsupplied_option
 
 
 def _rules(rules: tuple[tuple[str, ...], ...], roles: tuple[str, ...]) -> list[Any]:
@@ -256,13 +270,13 @@ def _rules(rules: tuple[tuple[str, ...], ...], roles: tuple[str, ...]) -> list[A
     return [block_on(*rule) for rule in rules if set(rule) <= set(roles)]
 
 
-def _settings(roles: tuple[str, ...]) -> Any:
+def _settings(roles: tuple[str, ...], *, small: bool) -> Any:
     from splink import SettingsCreator
 
     return SettingsCreator(
         link_type="dedupe_only",
         unique_id_column_name="unique_id",
-        comparisons=[_comparison(role, roles) for role in compared_roles(roles)],
+        comparisons=[_comparison(role, roles, small=small) for role in compared_roles(roles)],
         blocking_rules_to_generate_predictions=_rules(config.BLOCKING_RULES, roles),
         retain_matching_columns=True,  # needed for gamma_<role>; values are dropped in _pairs
         retain_intermediate_calculation_columns=False,
@@ -289,7 +303,8 @@ def _train(linker: Any, roles: tuple[str, ...], records: int, notes: list[str], 
             notes.append(f"lambda prior kept ({type(error).__name__})")
     if not 0 < settings._probability_two_random_records_match < 1:
         settings._probability_two_random_records_match = prior  # no exact duplicate at all
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=config.SEED)
+    if records >= config.MIN_RECORDS_FOR_U:
+        linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=config.SEED)
     if not em or records < config.MIN_RECORDS_FOR_EM:
         return "priors"
     trained = 0
@@ -341,7 +356,9 @@ def deduplicate(
     try:
         connection.execute("set threads = 2")
         api = DuckDBAPI(connection=connection)
-        linker = Linker(api.register(frame), _settings(roles), log_level=logging.ERROR)
+        small = len(frame) < config.MIN_RECORDS_FOR_U
+        settings = _settings(roles, small=small)
+        linker = Linker(api.register(frame), settings, log_level=logging.ERROR)
         training = _train(linker, roles, len(frame), notes, em=train)
         scored = linker.inference.predict(threshold_match_probability=thresholds.review)
         raw = scored.as_pandas_dataframe()
