@@ -408,13 +408,14 @@ def test_dedup_links_the_injected_duplicates_without_destroying_them(migrated, s
             "where entity = 'profiles' and legacy_id_l = 6 and legacy_id_r = 16"
         ).fetchone()
         members = conn.execute(
-            "select legacy_id, survivor_legacy_id from migration.dedup_members "
-            "where run_id = %s order by 1",
+            "select count(*), array_agg(array[legacy_id, survivor_legacy_id]) filter "
+            "(where legacy_id <> survivor_legacy_id) from migration.dedup_members "
+            "where run_id = %s",
             (first.run_id,),
-        ).fetchall()
+        ).fetchone()
     # both keep their own row and legacy ids; both read as one person: the survivor (16)
     assert rows == [(6, 555, True), (16, 1019, True)]
-    assert members == [(6, 16), (16, 16)]
+    assert members == (84, [[6, 16]]), "84 patient candidates (no test accounts), one linked"
     probability, agreement, linked_by = link
     assert probability >= 0.9 and linked_by == "model"
     assert set(agreement) == {"first_name", "last_name", "birthdate", "sex", "email", "doctor"}
@@ -476,3 +477,32 @@ def test_unlink_and_review_decisions_end_to_end(
         assert conn.execute(
             "select decision, decided_by from migration.dedup_decisions"
         ).fetchall() == [("distinct", "airflow-user")]
+
+
+def test_a_run_that_stages_only_a_delta_links_into_existing_clusters(
+    sandbox_dsn, pg_socket
+) -> None:
+    """The nightly sync stages only what changed: a changed duplicate still finds its survivor."""
+    from migration_ops import local_env
+    from migration_ops.db import run_sql_file
+    from tests.e2e.conftest import run_phase
+
+    target = local_env.ensure_database(pg_socket, "e2e_dedup_delta", recreate=True)
+    first = run_phase(sandbox_dsn, target, PHASE_1, "delta-1")
+    run = runs.begin_run(target, PHASE_1, "delta-2", triggered_by="pytest", params={})
+    with connect(target) as conn:  # what a delta run stages: the changed copy (user 6) only
+        conn.execute("delete from staging.profiles__transformed where legacy_user_id <> 6")
+        conn.execute(
+            "update public.profiles set merged_into = null, merged_into_legacy_user_id = null"
+        )
+    outcome = pipeline.dedup_step(target, run, PROFILES)
+    assert (outcome["candidates"], outcome["linked_pairs"], outcome["clusters"]) == (84, 1, 1)
+    with connect(target) as conn:
+        run_sql_file(conn, "load/profiles__link_duplicates.sql", settings=run.settings())
+    assert _linked_pairs(target) == {(6, 16)}, "1 staged + 83 migrated patients compared"
+    with connect(target) as conn:
+        survivors = conn.execute(
+            "select run_id, survivor_legacy_id from migration.dedup_members "
+            "where legacy_id = 6 order by run_id"
+        ).fetchall()
+    assert survivors == [(first.run_id, 16), ("delta-2", 16)]

@@ -1,15 +1,18 @@
 -- dedup/record.sql
 -- purpose: record one run's de-duplication of an entity, set-based, from the temporary tables
 --          the step staged: dedup_pairs (scored pairs: band link/review, scores, agreement
---          flags) and dedup_clusters (members of clusters of two or more, cluster id).
---   members  -> migration.dedup_members, each with its survivor. survivorship (documented
+--          flags) and dedup_clusters (every candidate with its cluster id; alone: its own).
+--   members  -> migration.dedup_members, each with its survivor (itself when alone): the
+--               candidates are this run's staged rows and the target's unstaged ones, so
+--               a run that staged only a delta still sees every patient. survivorship (documented
 --               rule): most non-empty linkage fields ({completeness}), then most recent
 --               activity ({activity}), then the lowest legacy id.
 --   links    -> migration.dedup_links (upsert; last_run_id refreshed, an unlink undone by a
 --               later reviewer link is linked again).
 --   review   -> migration.dedup_review: this run's middle band; pairs no longer in it leave the
 --               queue (the band is recomputed every run, decisions stay in dedup_decisions).
--- placeholders (psycopg sql): {transformed} staging table, {key} its legacy id column,
+-- placeholders (psycopg sql): {transformed} staging table, {target} target table, {key} the
+--   legacy id column of both,
 --   {completeness}, {activity} expressions from the entity's DedupSpec.
 -- settings: migration.run_id, migration.entity.
 -- idempotent: rerunning the same run replaces its members and refreshes the same pairs.
@@ -30,13 +33,16 @@ select
     ),
     ranked.completeness
 from (
-    select
-        c.legacy_id,
-        c.cluster_id,
-        ({completeness})::smallint as completeness,
-        ({activity}) as activity
+    select c.legacy_id, c.cluster_id, r.completeness, r.activity
     from dedup_clusters as c
-    join {transformed} as t on t.{key} = c.legacy_id
+    join (
+        select {key} as legacy_id, ({completeness})::smallint as completeness, ({activity}) as activity
+        from {transformed}
+        union all
+        select {key}, ({completeness})::smallint, ({activity})
+        from {target} as g
+        where not exists (select 1 from {transformed} as s where s.{key} = g.{key})
+    ) as r on r.legacy_id = c.legacy_id
 ) as ranked;
 
 insert into migration.dedup_links as l (

@@ -50,7 +50,7 @@ revoke all on public.profile_persons from anon;
 grant select on public.profile_persons to authenticated, service_role;
 
 -- ---------------------------------------------------------------- migration: evidence
--- the clusters one run found: every member of a cluster of two or more, with its survivor.
+-- the clusters one run found: every candidate with its cluster's survivor (itself when alone).
 create table if not exists migration.dedup_members (
     run_id             text     not null references migration.runs (run_id),
     entity             text     not null,
@@ -60,8 +60,8 @@ create table if not exists migration.dedup_members (
     primary key (run_id, entity, legacy_id)
 );
 comment on table migration.dedup_members is
-    'per run: members of each duplicate cluster and the survivor (most complete, then most '
-    'recent activity, then lowest legacy id). ids only.';
+    'per run: every candidate and the survivor of its cluster (itself when alone; most complete, '
+    'then most recent activity, then lowest legacy id). ids only.';
 
 -- pairs at or above the link threshold (or linked by a reviewer); unlinked_at once undone.
 create table if not exists migration.dedup_links (

@@ -30,7 +30,8 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any] | None:
             return None
         members = conn.execute(
             "select entity, survivor_legacy_id, array_agg(legacy_id order by legacy_id) "
-            "from migration.dedup_members where run_id = %s group by 1, 2 order by 1, 2",
+            "from migration.dedup_members where run_id = %s group by 1, 2 "
+            "having count(*) > 1 order by 1, 2",
             (run_id,),
         ).fetchall()
         # the links inside this run's clusters (scores as last refreshed)

@@ -5,7 +5,8 @@ Runs between transform and validate. It reads the candidate rows of
 the linkage engine, applies every human decision recorded so far (reviewers' ``link`` and
 ``distinct``, unlinks), clusters the linked pairs and records, in one transaction:
 
-* ``migration.dedup_members``: this run's clusters, each member with its survivor;
+* ``migration.dedup_members``: this run's candidates, each with its cluster's survivor
+  (itself when alone);
 * ``migration.dedup_links``: the linked pairs with their scores and field agreement;
 * ``migration.dedup_review``: the middle band, for a human.
 
@@ -68,15 +69,29 @@ def _spec(entity: EntitySpec) -> DedupSpec:
 
 
 def candidates(conn: Any, entity: EntitySpec) -> pd.DataFrame:
-    """The candidate rows' legacy id and linkage fields, one column per role."""
+    """The candidates' legacy id and linkage fields, one column per role.
+
+    The staged rows of this run, and the target's rows that are not staged: a run that
+    stages only what changed (the nightly sync) still compares every new or changed
+    patient with every patient already migrated, and links it into an existing cluster.
+    In a full phase run every row is staged and the second part is (nearly) empty.
+    """
     spec = _spec(entity)
-    query = sql.SQL("select {key} as legacy_id, {fields} from {table} where {where}").format(
+    fields = sql.SQL(", ").join(
+        sql.SQL("({}) as {}").format(sql.SQL(expression), sql.Identifier(role))
+        for role, expression in spec.fields
+    )
+    query = sql.SQL(
+        "select {key} as legacy_id, {fields} from {staged} where {where} "
+        "union all "
+        "select {key}, {fields} from {target} as t where {key} is not null and ({where}) "
+        "and not exists (select 1 from {staged} as s where s.{key} = t.{key}) "
+        "order by legacy_id"
+    ).format(
         key=sql.Identifier(entity.key),
-        fields=sql.SQL(", ").join(
-            sql.SQL("({}) as {}").format(sql.SQL(expression), sql.Identifier(role))
-            for role, expression in spec.fields
-        ),
-        table=qualified(entity.staging_table("transformed")),
+        fields=fields,
+        staged=qualified(entity.staging_table("transformed")),
+        target=qualified(entity.target_table),
         where=sql.SQL(spec.candidates),
     )
     cursor = conn.execute(query)
@@ -159,16 +174,18 @@ def dedup_entity(
     clusters = cluster_ids(
         list(records["legacy_id"]), zip(linked["id_l"], linked["id_r"], strict=True)
     )
+    # every candidate is recorded (alone: its own survivor), so the load re-links exactly
+    # the candidates of this run and leaves every other profile as it was
+    members = [(int(i), int(c)) for i, c in clusters.items()]
     several = clusters_of(clusters)
-    members = [(int(i), int(c)) for i, c in clusters.items() if c in several]
     with connect(target_dsn, application_name=f"migration:dedup:{entity.name}") as conn:
         _record(conn, entity, run_id, _pair_rows(pairs), members)
     outcome = DedupOutcome(
         candidates=len(records),
         linked_pairs=len(linked),
         review_pairs=int((pairs["band"] == "review").sum()),
-        clusters=len({c for _, c in members}),
-        linked_duplicates=len(members) - len({c for _, c in members}),
+        clusters=len(several),
+        linked_duplicates=sum(1 for i, c in members if c in several and i != c),
     )
     log.info("[%s] de-duplication: %s", entity.name, outcome.as_dict())
     return outcome
@@ -211,6 +228,7 @@ def _record(
     )
     statement = sql.SQL(read_sql("dedup/record.sql")).format(
         transformed=qualified(entity.staging_table("transformed")),
+        target=qualified(entity.target_table),
         key=sql.Identifier(entity.key),
         completeness=completeness,
         activity=sql.SQL(spec.activity),
