@@ -113,7 +113,7 @@ class DedupSpec:
     the clusters (survivor per cluster) to ``migration.dedup_members``, the linked pairs to
     ``migration.dedup_links`` and the middle band to ``migration.dedup_review``. A post-load
     SQL file points each linked duplicate at its survivor; nothing is deleted, and the load
-    counts linked duplicates as ``merged_rows`` (decision 0007).
+    counts linked duplicates as ``merged_rows`` (decision 0008).
 
     Attributes:
         fields: ``(role, SQL expression over the transformed row)`` per canonical role of

@@ -141,7 +141,7 @@ def load_entity(
 
 
 def merged_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
-    """Validated rows loaded as linked duplicates: counted as merged, not loaded (0007).
+    """Validated rows loaded as linked duplicates: counted as merged, not loaded (0008).
 
     A linked duplicate keeps its own target row (linked, not destroyed), so ``source =
     loaded + merged + quarantined`` counts each legacy row once: as merged when it points

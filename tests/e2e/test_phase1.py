@@ -65,7 +65,7 @@ def test_every_entity_reconciles_against_the_legacy_counts(migrated, sandbox_dsn
                     qualified(entity.target_table), sql.Identifier(entity.key)
                 ),
             )
-        # a linked duplicate keeps its row (linked, not destroyed) but counts as merged (0007)
+        # a linked duplicate keeps its row (linked, not destroyed) but counts as merged (0008)
         assert in_target == c["loaded"] + c["merged"], entity.name
     assert runs.latest_run_status(target, 1) == "validated"
 

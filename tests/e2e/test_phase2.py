@@ -395,7 +395,7 @@ def test_rerun_changes_nothing_and_resumes_only_what_storage_lacks(
 def test_orders_of_linked_duplicates_resolve_to_their_own_patient_and_read_as_one_person(
     migrated, sandbox_dsn
 ) -> None:
-    """Linked, not destroyed (decision 0007): children keep their own legacy lineage."""
+    """Linked, not destroyed (decision 0008): children keep their own legacy lineage."""
     with connect(sandbox_dsn) as conn:
         legacy = conn.execute(
             "select i.id, p.user_id from dispatch_instruction i "

@@ -2,7 +2,7 @@
 -- purpose: point every linked duplicate profile at its cluster's survivor, as this run's
 --          de-duplication step decided (migration.dedup_members): merged_into (the survivor's
 --          profile) and merged_into_legacy_user_id (its auth_user id, lineage). every profile
---          keeps its row, its legacy ids and its children: linked, not destroyed (decision 0007).
+--          keeps its row, its legacy ids and its children: linked, not destroyed (decision 0008).
 --   only this run's candidates (every row of dedup_members of the run) are touched: one
 --   alone in its cluster (distinct, unlinked) gets its link cleared; a profile the step did
 --   not see (not a patient, or the step did not run) keeps whatever it had. a survivor with

@@ -1,5 +1,5 @@
 -- 110_dedup.sql
--- purpose: patient de-duplication, linked not destroyed (docs/dedup.md, decision 0007):
+-- purpose: patient de-duplication, linked not destroyed (docs/dedup.md, decision 0008):
 --          public.profiles.merged_into (+ its legacy lineage), the view public.profile_persons,
 --          and the migration tables the de-duplication step writes: dedup_members (clusters of
 --          a run), dedup_links (linked pairs), dedup_review (the middle band, for a human),

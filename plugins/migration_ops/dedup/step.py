@@ -11,7 +11,7 @@ the linkage engine, applies every human decision recorded so far (reviewers' ``l
 * ``migration.dedup_review``: the middle band, for a human.
 
 The profiles themselves change only at load, by ``load/profiles__link_duplicates.sql``:
-linked, not destroyed (``docs/decisions/0007-dedup-linked-not-destroyed.md``).
+linked, not destroyed (``docs/decisions/0008-dedup-linked-not-destroyed.md``).
 
 **Survivorship** (documented rule): the member with the most non-empty linkage fields, then
 the most recent activity (the spec's ``activity`` expression), then the lowest legacy id.
