@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate sync airflow test test-slow kill-converge test-fast lint fmt bench sandbox db-up db-down clean mutate
+.PHONY: help install demo migrate sync airflow test test-slow kill-converge test-fast lint fmt bench bench-dedup sandbox db-up db-down clean mutate
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -54,8 +54,11 @@ fmt: $(STAMP) ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP) ## benchmark at scale 1.0 (prints rows/s beside raw binary COPY)
+bench: $(STAMP) bench-dedup ## benchmark at scale 1.0 (prints rows/s beside raw binary COPY)
 	$(PY) scripts/bench.py --scale $${SCALE:-1.0}
+
+bench-dedup: $(STAMP) ## de-duplication: precision, recall, F1, seconds (FEBRL, sandbox, 10k/100k)
+	$(PY) scripts/bench_dedup.py
 
 db-up: $(STAMP) ## start the embedded PostgreSQL and print the env exports for it
 	$(PY) -m migration_ops.local_env up

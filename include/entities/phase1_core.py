@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from include.entities.spec import (
+    DedupSpec,
     DirectColumn,
     EntitySpec,
     PhaseSpec,
@@ -94,7 +95,21 @@ PROFILES = EntitySpec(
     key="legacy_user_id",
     parents=("offices",),
     reference_tables=("ref_group_profile_type", "ref_sex", "ref_patient_status"),
-    post_load_sql=("load/profiles__link_care_team.sql",),
+    post_load_sql=("load/profiles__link_care_team.sql", "load/profiles__link_duplicates.sql"),
+    # Patients registered twice are linked to one survivor, never deleted (docs/dedup.md).
+    dedup=DedupSpec(
+        fields=(
+            ("first_name", "first_name"),
+            ("last_name", "last_name"),
+            ("birthdate", "date_of_birth"),
+            ("sex", "nullif(gender::text, 'unknown')"),
+            ("email", "email"),
+            ("doctor", "legacy_doctor_user_id"),
+            ("office", "legacy_office_id"),
+        ),
+        candidates="profile_type = 'patient' and not is_test_account",
+        activity="greatest(patient_updated_at, patient_submitted_at, last_login_at, date_joined)",
+    ),
 )
 
 ORDER_TYPES = EntitySpec(
@@ -125,5 +140,6 @@ PHASE_1 = PhaseSpec(
         "target/030_run_integrity.sql",
         "target/040_sync.sql",
         "target/100_phase1_core.sql",
+        "target/110_dedup.sql",
     ),
 )

@@ -5,7 +5,7 @@ A spec is plain data: the DAG factory turns a phase's specs into task groups, th
 an entity means adding a spec, its transform SQL and its suite, never a new DAG.
 
 Later issues extend a spec rather than the DAGs: an incremental cursor (nightly sync),
-de-duplication keys, embedding sources.
+embedding sources; de-duplication is :class:`DedupSpec`.
 """
 
 from __future__ import annotations
@@ -185,6 +185,31 @@ class DirectColumn:
 
 
 @dataclass(frozen=True)
+class DedupSpec:
+    """Duplicate records of the entity linked by an extra step between transform and validate.
+
+    The step (:mod:`migration_ops.dedup.step`) reads the candidate rows of
+    ``staging.<entity>__transformed``, scores pairs with the record-linkage engine, writes
+    the clusters (survivor per cluster) to ``migration.dedup_members``, the linked pairs to
+    ``migration.dedup_links`` and the middle band to ``migration.dedup_review``. A post-load
+    SQL file points each linked duplicate at its survivor; nothing is deleted, and the load
+    counts linked duplicates as ``merged_rows`` (decision 0012).
+
+    Attributes:
+        fields: ``(role, SQL expression over the transformed row)`` per canonical role of
+            :data:`include.dedup.model.ROLES`; expressions are project code, never input.
+        candidates: SQL condition selecting the rows to de-duplicate (e.g. patients only).
+        activity: SQL expression of a row's most recent activity (survivorship tie-break).
+        merged_column: target column that is non-null on a linked duplicate.
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    candidates: str
+    activity: str
+    merged_column: str = "merged_into"
+
+
+@dataclass(frozen=True)
 class Rollback:
     """How a rollback of the entity's phase removes what the entity loaded.
 
@@ -239,6 +264,8 @@ class EntitySpec:
             (see :class:`DirectColumn`).
         follows: parent entities whose changes re-derive rows of this one in a sync
             (see :class:`Follow`).
+        dedup: duplicate rows linked (not merged away) by an extra step between transform
+            and validate (see :class:`DedupSpec`).
     """
 
     name: str
@@ -259,6 +286,7 @@ class EntitySpec:
     object_copy: ObjectCopySpec | None = None
     direct_columns: tuple[DirectColumn, ...] = ()
     follows: tuple[Follow, ...] = ()
+    dedup: DedupSpec | None = None
 
     @property
     def conflict_key(self) -> str:

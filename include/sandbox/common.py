@@ -72,10 +72,16 @@ class DefectLog:
     """
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, int]] = []
+        self.rows: list[tuple[str, str, int, int | None]] = []
 
-    def add(self, defect: str, table: str, legacy_id: int) -> None:
-        """Record one instance of ``defect`` on row ``legacy_id`` of ``table``."""
+    def add(
+        self, defect: str, table: str, legacy_id: int, *, related_id: int | None = None
+    ) -> None:
+        """Record one instance of ``defect`` on row ``legacy_id`` of ``table``.
+
+        ``related_id`` names the other row of the same table the instance is about, where
+        there is one: the original of a duplicate patient (the de-duplication's truth).
+        """
         if defect not in DEFECTS:
             raise KeyError(f"unknown defect class {defect!r}")
-        self.rows.append((defect, table, legacy_id))
+        self.rows.append((defect, table, legacy_id, related_id))

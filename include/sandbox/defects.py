@@ -109,7 +109,9 @@ _CATALOGUE = (
         0.01,
         "patients",
         False,
-        "a second patient user: name case/whitespace/accents, DOB day-month swap or year +-1",
+        "a second patient user, same sex: name case/whitespace/accents; DOB equal, day/month "
+        "swapped, year +-1 or one digit mistyped; at most one more: name typo, changed surname, "
+        "another doctor; related_id = the original",
     ),
     Defect(
         "suffix_missing",

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: Bump when a change to the generator changes the rows it writes: ``sandbox_exists``
 #: then reports the old sandbox as stale and ``make demo`` rebuilds it.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "legacy"
 _MEDIA_MARKER = ".sandbox-media"
@@ -113,8 +113,11 @@ COMMENT ON SCHEMA sandbox IS 'What include.sandbox built into this legacy databa
 CREATE TABLE sandbox.injected_defects (
     defect     text    NOT NULL,
     table_name text    NOT NULL,
-    legacy_id  integer NOT NULL
+    legacy_id  integer NOT NULL,
+    related_id integer
 );
+COMMENT ON COLUMN sandbox.injected_defects.related_id IS
+    'the other row the instance is about: the original of a duplicate_patient (the truth)';
 CREATE TABLE sandbox.media_manifest (
     file_id       integer PRIMARY KEY,
     relative_path text    NOT NULL,
@@ -187,7 +190,11 @@ def build_sandbox(
         conn.execute(_sql_file("constraints.sql"))
         log.info("keys, foreign keys and indexes: %.1fs", time.monotonic() - loaded)
         counts = {table: loader.counts[table] for table in LEGACY_TABLES}
-        loader.copy("sandbox.injected_defects", defects.rows, ("defect", "table_name", "legacy_id"))
+        loader.copy(
+            "sandbox.injected_defects",
+            defects.rows,
+            ("defect", "table_name", "legacy_id", "related_id"),
+        )
         loader.copy(
             "sandbox.build_info",
             [(seed, scale, BUILT_AT, json.dumps(counts), GENERATOR_VERSION)],

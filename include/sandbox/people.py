@@ -29,11 +29,16 @@ from include.sandbox.common import (
     stream,
 )
 from include.sandbox.defects import rate
+from include.sandbox.duplicates import (
+    birthdate_typo,
+    birthdate_variant,
+    copy_name,
+    patient_variant,
+)
 from include.sandbox.text import (
     ascii_fold,
     email_variant,
     invalid_email,
-    name_variant,
     person_name,
     token,
     valid_email,
@@ -172,6 +177,8 @@ class Patients:
     locale: list[str]
     birthdate: list[date | None]
     suffix: list[str | None]
+    #: user index of a duplicate patient -> its extra variants (include.sandbox.duplicates).
+    variants: dict[int, set[str]] = field(default_factory=dict)
 
     def text_locale(self, index: int) -> str:
         """Language of native clinical text about this patient: ja, th or en."""
@@ -370,6 +377,9 @@ def plan_patients(seed: int, users: Users, offices: Offices, defects: DefectLog)
             defects.add(f"suffix_{label}", "dispatch_patient", ids[index])
 
     duplicate_of: dict[int, int] = {}
+    variants: dict[int, set[str]] = {}
+    # Extra variants draw from their own stream: the plan's stream stays as it was.
+    variant_rng = stream(seed, "dispatch_patient.duplicates")
     pairs = defect_count(count // 2, rate("duplicate_patient") * 2)
     chosen = sample_indices(rng, range(count), 2 * pairs)
     rng.shuffle(chosen)
@@ -378,8 +388,14 @@ def plan_patients(seed: int, users: Users, offices: Offices, defects: DefectLog)
         duplicate_of[copy] = original
         users.duplicate_of[patient_users[copy]] = patient_users[original]
         doctor[copy], office[copy] = doctor[original], office[original]
-        birthdate[copy] = _birthdate_variant(rng, birthdate[original])
-        defects.add("duplicate_patient", "dispatch_patient", ids[copy])
+        birthdate[copy] = birthdate_variant(rng, birthdate[original])
+        drawn = variants[patient_users[copy]] = patient_variant(variant_rng)
+        if "birthdate_typo" in drawn:  # instead of the variant above: one mistyped digit
+            birthdate[copy] = birthdate_typo(variant_rng, birthdate[original])
+        if "other_doctor" in drawn:  # registered again by another doctor (of another office)
+            other = variant_rng.randrange(count)
+            doctor[copy], office[copy] = doctor[other], office[other]
+        defects.add("duplicate_patient", "dispatch_patient", ids[copy], related_id=ids[original])
 
     involved = set(duplicate_of) | set(duplicate_of.values())
     plain = [i for i in range(count) if i not in involved]
@@ -391,7 +407,9 @@ def plan_patients(seed: int, users: Users, offices: Offices, defects: DefectLog)
         defects.add("patient_no_office", "dispatch_patient", ids[i])
 
     locale = [offices.locale(o) if o is not None else "en" for o in office]
-    return Patients(ids, patient_users, doctor, office, submitted, locale, birthdate, suffix)
+    return Patients(
+        ids, patient_users, doctor, office, submitted, locale, birthdate, suffix, variants
+    )
 
 
 def _weighted(rng: random.Random, cumulative: list[float]) -> int:
@@ -404,19 +422,6 @@ def _birthdate(rng: random.Random, submitted: int) -> date | None:
         return None
     age = rng.uniform(9, 18) if rng.random() < 0.55 else rng.uniform(19, 65)
     return day_of(submitted) - timedelta(days=int(age * 365.25))
-
-
-def _birthdate_variant(rng: random.Random, original: date | None) -> date | None:
-    """DOB as a second registration records it: same, day/month swapped, or year +-1."""
-    if original is None:
-        return None
-    kind = rng.choice(("same", "swap", "year"))
-    if kind == "swap" and original.day <= 12 and original.day != original.month:
-        return original.replace(month=original.day, day=original.month)
-    if kind == "same":
-        return original
-    year = original.year + rng.choice((-1, 1))
-    return original.replace(year=year, day=min(original.day, 28))
 
 
 def _suffix(rng: random.Random, label: str) -> str | None:
@@ -444,7 +449,9 @@ def assign_names(
     for index in sorted(users.duplicate_of):
         first, last = names[users.duplicate_of[index]]
         if users.roles[index] == "patient":
-            names[index] = name_variant(rng, first, last)
+            new_surname = person_name(rng, locale[index])[1]
+            variants = patients.variants.get(index, set())
+            names[index] = copy_name(rng, first, last, variants, new_surname)
         elif users.kinds[index] == "dup_name":
             names[index] = (first, last)
     return [n[0] for n in names], [n[1] for n in names]
@@ -670,8 +677,17 @@ def patient_rows(
         )
     }
     statuses = shuffled_labels(rng, count, {1: 0.60, 4: 0.246, 2: 0.05, 10: 0.104})
+    # A duplicate is the same person: it has its original's sex (drawn first, lower index).
+    patient_of_user = {u: i for i, u in enumerate(patients.user_index)}
+    original_of = {
+        patient_of_user[copy]: patient_of_user[original]
+        for copy, original in users.duplicate_of.items()
+        if copy in patient_of_user
+    }
+    drawn_sex: dict[int, int | None] = {}
     for i, patient_id in enumerate(patients.ids):
         sex: int | None = rng.choices((1, 2, 0, None), (40, 55, 2, 3))[0]
+        drawn_sex[i] = sex = drawn_sex[original_of[i]] if i in original_of else sex
         if i in pick["sex_invalid"]:
             sex = rng.choice((3, 9, -1))
             defects.add("sex_invalid", "dispatch_patient", patient_id)

@@ -115,9 +115,61 @@ def ascii_fold(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
+#: Surname stems and endings per locale. Only a minority of a real register carries one of
+#: the few common surnames listed above; the rest is a long tail, built from these. Without
+#: it an 8,500-patient sandbox would be full of namesakes no real register has, and every
+#: duplicate search on it would measure the name lists, not the matching.
+_SURNAME_PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "en": (
+        (
+            "Ash", "Brad", "Cal", "Dun", "Ell", "Fair", "Gold", "Hart", "Kings", "Lang", "Mar",
+            "New", "Pen", "Rad", "Stan", "Thorn", "Wes", "Whit", "Black", "Brook", "Cole",
+            "Crane", "Fox", "Hol", "Lid", "Mor", "Rook", "Sel", "Sher", "Wick",
+        ),
+        (
+            "ford", "ley", "ton", "wood", "field", "by", "well", "worth", "more", "ridge",
+            "stone", "combe", "ham", "land", "shaw", "brook", "dale", "wick", "burn", "cott",
+        ),
+    ),
+    "ja": (
+        (
+            "Aka", "Fuji", "Hara", "Hashi", "Hira", "Ishi", "Kawa", "Kita", "Kiyo", "Matsu",
+            "Mina", "Mori", "Naka", "Niwa", "Oga", "Saka", "Shima", "Taka", "Uchi", "Yoko",
+        ),
+        (
+            "da", "moto", "no", "yama", "kawa", "saki", "mura", "shita", "gawa", "zawa", "hara",
+            "uchi", "ta", "zaki", "oka",
+        ),
+    ),
+    "th": (
+        (
+            "Bun", "Chai", "Chan", "Kaew", "Klin", "Nak", "Pong", "Rung", "Sang", "Sri", "Suk",
+            "Thong", "Wong", "Yod", "Kiat", "Phrom",
+        ),
+        (
+            "chai", "sakul", "siri", "wong", "porn", "sawat", "rat", "thong", "kul", "phan",
+            "sri", "wattana", "thep", "niyom",
+        ),
+    ),
+    "in": (
+        (
+            "Agar", "Bhat", "Chand", "Desh", "Jain", "Kapoor", "Kul", "Mal", "Pand", "Raj",
+            "Sax", "Shr", "Srini", "Vasu", "Ver",
+        ),
+        ("wal", "ra", "kar", "pande", "iya", "ani", "esh", "ena", "ma", "van", "athan", "dev"),
+    ),
+}  # fmt: skip
+#: Share of people who carry one of the listed common surnames.
+_COMMON_SURNAME_SHARE = 0.35
+
+
 def person_name(rng: random.Random, locale: str) -> tuple[str, str]:
     """A random ``(first, last)`` name for ``locale`` (en, ja, th or in)."""
-    return rng.choice(FIRST_NAMES[locale]), rng.choice(LAST_NAMES[locale])
+    first = rng.choice(FIRST_NAMES[locale])
+    if rng.random() < _COMMON_SURNAME_SHARE:
+        return first, rng.choice(LAST_NAMES[locale])
+    stems, endings = _SURNAME_PARTS[locale]
+    return first, rng.choice(stems) + rng.choice(endings)
 
 
 def _local_part(first: str, last: str) -> str:

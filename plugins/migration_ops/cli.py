@@ -8,6 +8,8 @@
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
             exit non-zero at the first phase that does not validate.
 ``sync``    run the nightly sync (``incremental_sync``) once the same way.
+``dedup``   de-duplicate any CSV of person records (:mod:`migration_ops.dedup.cli`).
+``unlink``  undo one linked patient cluster in the target (:mod:`migration_ops.dedup.step`).
 
 When the Airflow connections or metadata database are not set in the environment, the
 embedded databases are used; values the user set are never overridden.
@@ -235,7 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         "--through", type=int, default=None, help="stop after this phase (default: all)"
     )
     sub.add_parser("sync", help="run the nightly incremental sync once against the connections")
+    sub.add_parser("migrate", help="run the phases in order against the configured connections")
+    from migration_ops.dedup import cli as dedup_cli
+
+    dedup_cli.add_parser(sub)
+    dedup_cli.add_unlink_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "dedup":
+        return dedup_cli.run(args)
+    if args.command == "unlink":
+        _prepare_environment(force_embedded=False)
+        return dedup_cli.run_unlink(args)
     if args.command == "demo":
         return demo(args.scale, args.seed)
     if args.command == "airflow":

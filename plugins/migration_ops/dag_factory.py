@@ -8,7 +8,8 @@ Shape of every phase DAG::
 
 Each entity task group is ``transform → validate → load → checkpoint``, with
 ``copy_objects`` between validate and load for an entity whose spec copies bytes to Storage
-(files). A child entity's group starts after its parents' groups (foreign keys resolve to loaded
+(files) and ``dedup`` between transform and validate for one whose spec links duplicates
+(profiles). A child entity's group starts after its parents' groups (foreign keys resolve to loaded
 rows). ``publish`` emits the phase's Asset only when every entity reconciled, which is
 what schedules the next phase; the ``gate`` task additionally refuses a manual trigger of
 a phase whose predecessor has not validated. The ``backup`` group dumps the target and proves
@@ -78,6 +79,32 @@ PARAMS = {
         type="integer",
         minimum=0,
         description="Quarantined rows per entity that never fail the run, whatever their share.",
+    ),
+    "dedup_link_threshold": Param(
+        0.9,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description=(
+            "Patients at or above this match probability are linked to one survivor "
+            "(linked, not destroyed; docs/dedup.md)."
+        ),
+    ),
+    "dedup_review_threshold": Param(
+        0.5,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="Pairs from here up to the link threshold go to migration.dedup_review.",
+    ),
+    "dedup_unlink": Param(
+        [],
+        type="array",
+        items={"type": "integer"},
+        description=(
+            "auth_user ids: undo the linked patient cluster of each before de-duplicating; "
+            "its pairs are kept apart from then on (migration.dedup_decisions)."
+        ),
     ),
     "note": Param(
         "",
@@ -212,6 +239,30 @@ def transform(run: dict[str, Any], entity_name: str) -> int:
 
 
 @task
+def dedup(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### De-duplicate
+
+    Link duplicate patients (Splink): auto-link band to one survivor, middle band to
+    `migration.dedup_review`; nothing is deleted. Undoes the clusters of `dedup_unlink` first.
+    """
+    from migration_ops.dedup.engine import Thresholds
+    from migration_ops.pipeline import dedup_step
+
+    params = get_current_context()["params"]
+    thresholds = Thresholds(
+        link=float(params["dedup_link_threshold"]), review=float(params["dedup_review_threshold"])
+    )
+    return dedup_step(
+        _dsns()[1],
+        _run(run),
+        get_entity(entity_name),
+        thresholds=thresholds,
+        unlink_ids=tuple(int(i) for i in params["dedup_unlink"]),
+        actor=current_actor(),
+    )
+
+
+@task
 def validate(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Validate
 
@@ -281,11 +332,15 @@ STEPS = (
 
 
 def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
-    """The entity's steps in order: an object copy goes between validate and load."""
-    if entity.object_copy is None:
-        return STEPS
-    at = [name for name, _ in STEPS].index("load")
-    return (*STEPS[:at], ("copy_objects", copy_objects), *STEPS[at:])
+    """The entity's steps in order: de-duplication before validate, an object copy before load."""
+    steps: tuple[tuple[str, Any], ...] = STEPS
+    if entity.dedup is not None:
+        at = [name for name, _ in steps].index("validate")
+        steps = (*steps[:at], ("dedup", dedup), *steps[at:])
+    if entity.object_copy is not None:
+        at = [name for name, _ in steps].index("load")
+        steps = (*steps[:at], ("copy_objects", copy_objects), *steps[at:])
+    return steps
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)

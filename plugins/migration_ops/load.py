@@ -93,6 +93,7 @@ def load_entity(
         for path in entity.post_load_sql:
             run_sql_file(conn, path, settings=run.settings())
         outcome = LoadOutcome(_validated_rows_present(conn, entity), inserted, updated)
+        merged = merged_rows(conn, entity)
         removed = 0
         if run.incremental:
             quarantine.record(conn, entity, run.run_id, evaluated=sync_apply.touched(entity))
@@ -102,12 +103,13 @@ def load_entity(
         conn.execute(
             """
             update migration.checkpoints
-            set stage = 'loaded', loaded_rows = %s, inserted_rows = %s, updated_rows = %s,
-                unchanged_rows = %s, removed_rows = %s, updated_at = now()
+            set stage = 'loaded', loaded_rows = %s, merged_rows = %s, inserted_rows = %s,
+                updated_rows = %s, unchanged_rows = %s, removed_rows = %s, updated_at = now()
             where run_id = %s and entity = %s
             """,
             (
-                outcome.validated_rows,
+                outcome.validated_rows - merged,
+                merged,
                 inserted,
                 updated,
                 outcome.unchanged_rows,
@@ -117,6 +119,31 @@ def load_entity(
             ),
         )
     return outcome
+
+
+def merged_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
+    """Validated rows loaded as linked duplicates: counted as merged, not loaded (0012).
+
+    A linked duplicate keeps its own target row (linked, not destroyed), so ``source =
+    loaded + merged + quarantined`` counts each legacy row once: as merged when it points
+    at a survivor, else as loaded.
+    """
+    if entity.dedup is None:
+        return 0
+    return int(
+        scalar(
+            conn,
+            sql.SQL(
+                "select count(*) from {validated} as s join {target} as t on t.{key} = s.{key} "
+                "where t.{merged} is not null"
+            ).format(
+                validated=qualified(entity.staging_table("validated")),
+                target=qualified(entity.target_table),
+                key=sql.Identifier(entity.conflict_key),
+                merged=sql.Identifier(entity.dedup.merged_column),
+            ),
+        )
+    )
 
 
 def _snapshot_at(conn: psycopg.Connection[Any], run: RunContext) -> Any:

@@ -3,7 +3,8 @@
 Extract (the whole phase, one legacy snapshot) → per entity: transform → validate → load →
 checkpoint.
 
-An entity whose spec has an object copy gets one more step between validate and load. Each
+An entity whose spec has an object copy gets one more step between validate and load; one
+whose spec de-duplicates (``DedupSpec``) gets one between transform and validate. Each
 function takes plain values (DSNs, a :class:`RunContext`, entity specs), does its work in the
 databases, records its checkpoint and returns counts. They know nothing about Airflow, so the
 DAG factory wires them and tests can call them directly.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
@@ -26,6 +28,9 @@ from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
 from migration_ops.sync import detect
 from migration_ops.validate import QuarantineLimit
+
+if TYPE_CHECKING:
+    from migration_ops.dedup.engine import Thresholds
 
 
 def guard(target_dsn: str, run: RunContext, entity: EntitySpec) -> None:
@@ -83,6 +88,28 @@ def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
         rows = transform.run_transform(target_dsn, entity, run.settings())
         runs.record_stage(target_dsn, run, entity, "transformed", transformed_rows=rows)
     return rows
+
+
+def dedup_step(
+    target_dsn: str,
+    run: RunContext,
+    entity: EntitySpec,
+    *,
+    thresholds: Thresholds | None = None,
+    unlink_ids: tuple[int, ...] = (),
+    actor: str = "migration",
+) -> dict[str, int]:
+    """Link the entity's duplicate rows (linked, not destroyed); first undo ``unlink_ids``."""
+    from migration_ops.dedup import step
+
+    with errors_without_values(entity.name, "dedup"):
+        guard(target_dsn, run, entity)
+        for legacy_id in unlink_ids:
+            step.unlink(target_dsn, legacy_id, actor=actor, reason=f"run {run.run_id}")
+        outcome = step.dedup_entity(
+            target_dsn, entity, run.run_id, thresholds or step.PATIENT_THRESHOLDS
+        )
+    return outcome.as_dict()
 
 
 def validate_step(
@@ -169,6 +196,8 @@ def run_entity(
     ``AIRFLOW_CONN_SUPABASE_STORAGE`` unless ``storage_settings`` is given.
     """
     transform_step(target_dsn, run, entity)
+    if entity.dedup is not None:
+        dedup_step(target_dsn, run, entity)
     validate_step(target_dsn, run, entity, limit=limit)
     if entity.object_copy is not None:
         settings = storage_settings or storage.env_settings(entity.name)

@@ -1,7 +1,8 @@
 """Auditor reports rendered from the ``migration`` schema at the end of each phase run.
 
 Written to ``reports/<run_id>/``: ``reconciliation.md`` (human), ``report.json``
-(machine: reconciliation, validation results, quarantine counts per rule). They carry
+(machine: reconciliation, validation results, quarantine counts per rule) and, for a run
+that de-duplicated, ``dedup.md``/``dedup.json`` (:mod:`migration_ops.dedup.report`). They carry
 ids, rule names and counts only: no legacy values, so no PHI.
 """
 
@@ -192,4 +193,7 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
         "(legacy ids and rules only).",
     ]
     (out / "reconciliation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from migration_ops.dedup import report as dedup_report
+
+    dedup_report.write(target_dsn, run_id, out)  # dedup.md/json when the run linked duplicates
     return out

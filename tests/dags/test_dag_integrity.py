@@ -83,9 +83,11 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     assert extract.upstream_task_ids == {"begin"}, "one extract per phase, after begin"
     for entity in phase.entities:
         names = [name for name, _ in steps_of(entity)]
-        assert names[:2] == ["transform", "validate"]
+        dedup = ["dedup"] if entity.dedup is not None else []
+        assert names[: 2 + len(dedup)] == ["transform", *dedup, "validate"]
         assert names[-2:] == ["load", "checkpoint"]
         assert ("copy_objects" in names) == (entity.object_copy is not None)
+        assert ("dedup" in names) == (entity.name == "profiles"), "patients are de-duplicated"
         ids = [f"{entity.name}.{name}" for name in names]
         assert ids[0] in extract.downstream_task_ids, "every entity reads the phase's snapshot"
         for upstream, downstream in zip(ids, ids[1:], strict=False):

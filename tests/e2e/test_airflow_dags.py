@@ -101,6 +101,8 @@ def test_migrate_runs_every_phase_through_airflow(
     for phase in PHASES:
         assert runs.latest_run_status(target, phase.number) == "validated", phase.dag_id
     assert len(list((tmp_path / "reports").glob("*/reconciliation.md"))) == len(PHASES)
+    # phase 1's dedup task (with its typed params) linked the sandbox's duplicate patient
+    assert len(list((tmp_path / "reports").glob("*/dedup.md"))) == 1
     assert asset_events(pg_socket, "e2e_airflow_target") == {p.asset_uri: 1 for p in PHASES}
     with connect(target) as conn:
         recorded = conn.execute(
@@ -168,6 +170,12 @@ def test_status_reports_and_asset_agree_when_publishing_fails(
     with connect(target) as conn:
         assert scalar(conn, "select count(*) from migration.reconciliation") == 3, (
             "the entities themselves loaded and reconciled"
+        )
+        assert (
+            scalar(
+                conn, "select merged_rows from migration.reconciliation where entity = 'profiles'"
+            )
+            == 1
         )
 
 

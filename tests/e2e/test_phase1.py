@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -62,7 +64,8 @@ def test_every_entity_reconciles_against_the_legacy_counts(migrated, sandbox_dsn
                     qualified(entity.target_table), sql.Identifier(entity.key)
                 ),
             )
-        assert in_target == c["loaded"], entity.name
+        # a linked duplicate keeps its row (linked, not destroyed) but counts as merged (0012)
+        assert in_target == c["loaded"] + c["merged"], entity.name
     assert runs.latest_run_status(target, 1) == "validated"
 
 
@@ -88,14 +91,25 @@ def test_rerun_changes_nothing_and_adds_no_quarantine_duplicates(migrated, sandb
 def test_reports_carry_no_legacy_values(migrated, sandbox_dsn, tmp_path) -> None:
     target, first, _ = migrated
     out = reports.write(target, first.run_id, tmp_path)
-    text = (out / "report.json").read_text() + (out / "reconciliation.md").read_text()
+    names = ("report.json", "reconciliation.md", "dedup.json", "dedup.md")
+    text = "".join((out / name).read_text() for name in names)
     with connect(sandbox_dsn) as conn:
         samples = conn.execute(
             "select email, last_name from auth_user where email like '%@%' and length(last_name) > 3 limit 50"
         ).fetchall()
+        linked = conn.execute(  # the de-duplicated pair's own values (dedup report)
+            "select u.first_name, u.last_name, p.birthdate::text from auth_user u "
+            "join dispatch_patient p on p.user_id = u.id where u.id in (6, 16)"
+        ).fetchall()
     assert samples, "the sandbox has users with e-mails and names to look for"
     for email, last_name in samples:
         assert email not in text and last_name not in text
+    assert len(linked) == 2
+    for value in (v for row in linked for v in row):
+        assert value.strip() not in text
+    dedup = json.loads((out / "dedup.json").read_text())
+    assert [(c["survivor"], c["members"]) for c in dedup["clusters"]] == [(16, [6, 16])]
+    assert dedup["clusters"][0]["links"][0]["pair"] == [6, 16]
 
 
 def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
@@ -113,6 +127,7 @@ def test_killed_load_retried_converges(sandbox_dsn, pg_socket) -> None:
         if entity is not PROFILES:
             pipeline.run_entity(killed, run, entity, legacy_dsn=sandbox_dsn)
     pipeline.transform_step(killed, run, PROFILES)
+    pipeline.dedup_step(killed, run, PROFILES)
     pipeline.validate_step(killed, run, PROFILES, limit=QuarantineLimit())
 
     error = kill_load_at_its_checkpoint(
@@ -206,7 +221,7 @@ def test_schema_drift_names_entity_table_and_rule(sandbox_dsn, make_db, supabase
 
 # Each phase-1 defect class the sandbox injects, and the documented outcome (docs/mapping.md):
 # a check on the migrated row (repaired), or the quarantine rule that must hold the row back.
-# Classes handled by later issues (duplicates: de-duplication) must still load, unmerged.
+# Duplicates must still load, each with its own row (de-duplication links, never deletes).
 def _has(key: str):
     return lambda row: key in row["metadata"]
 
@@ -290,3 +305,149 @@ def test_every_injected_defect_is_repaired_by_its_rule_or_quarantined(
         if not ok:
             failures.append((defect, table, legacy_id))
     assert not failures, f"defects neither repaired nor quarantined: {failures[:10]}"
+
+
+# ------------------------------------------------------------------ de-duplication ----
+def _truth_pairs(sandbox_dsn: str, target: str) -> set[tuple[int, int]]:
+    """The sandbox ledger's duplicate patients as (smaller, larger) auth_user id pairs."""
+    with connect(sandbox_dsn) as conn:
+        ledger = conn.execute(
+            "select legacy_id, related_id from sandbox.injected_defects "
+            "where defect = 'duplicate_patient'"
+        ).fetchall()
+    with connect(target) as conn:
+        user_of = dict(
+            conn.execute(
+                "select legacy_patient_id, legacy_user_id from public.profiles "
+                "where legacy_patient_id is not null"
+            ).fetchall()
+        )
+    return {tuple(sorted((user_of[copy], user_of[original]))) for copy, original in ledger}
+
+
+def _linked_pairs(target: str) -> set[tuple[int, int]]:
+    with connect(target) as conn:
+        rows = conn.execute(
+            "select legacy_user_id, merged_into_legacy_user_id from public.profiles "
+            "where merged_into is not null"
+        ).fetchall()
+    return {tuple(sorted(r)) for r in rows}
+
+
+def test_dedup_links_the_injected_duplicates_without_destroying_them(migrated, sandbox_dsn) -> None:
+    target, first, _ = migrated
+    truth = _truth_pairs(sandbox_dsn, target)
+    assert truth == {(6, 16)}, "scale 0.01, seed 11: one injected duplicate pair"
+    assert _linked_pairs(target) == truth, "found, and nothing else linked"
+    counts = reconciliation(target, first.run_id)["profiles"]
+    assert (counts["source"], counts["loaded"], counts["merged"]) == (102, 101, 1)
+    with connect(target) as conn:
+        rows = conn.execute(
+            "select p.legacy_user_id, p.legacy_patient_id, pp.person_id = s.id "
+            "from public.profiles p join public.profile_persons pp on pp.profile_id = p.id "
+            "join public.profiles s on s.legacy_user_id = 16 "
+            "where p.legacy_user_id in (6, 16) order by 1"
+        ).fetchall()
+        link = conn.execute(
+            "select match_probability, agreement, linked_by from migration.dedup_links "
+            "where entity = 'profiles' and legacy_id_l = 6 and legacy_id_r = 16"
+        ).fetchone()
+        members = conn.execute(
+            "select count(*), array_agg(array[legacy_id, survivor_legacy_id]) filter "
+            "(where legacy_id <> survivor_legacy_id) from migration.dedup_members "
+            "where run_id = %s",
+            (first.run_id,),
+        ).fetchone()
+    # both keep their own row and legacy ids; both read as one person: the survivor (16)
+    assert rows == [(6, 555, True), (16, 1019, True)]
+    assert members == (84, [[6, 16]]), "84 patient candidates (no test accounts), one linked"
+    probability, agreement, linked_by = link
+    assert probability >= 0.9 and linked_by == "model"
+    assert set(agreement) == {"first_name", "last_name", "birthdate", "sex", "email", "doctor"}
+    assert set(agreement.values()) <= {"exact", "similar", "different", "missing"}
+
+
+def test_unlink_and_review_decisions_end_to_end(
+    sandbox_dsn, pg_socket, monkeypatch, capsys
+) -> None:
+    """unlink (CLI) undoes the cluster for good; a reviewer's link decision links a pair."""
+    import argparse
+
+    from migration_ops import local_env
+    from migration_ops.dedup import cli as dedup_cli
+    from tests.e2e.conftest import run_phase
+
+    target = local_env.ensure_database(pg_socket, "e2e_dedup_unlink", recreate=True)
+    run_phase(sandbox_dsn, target, PHASE_1, "dedup-1")
+    assert _linked_pairs(target) == {(6, 16)}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SUPABASE_DB", local_env.airflow_conn_uri(pg_socket, "e2e_dedup_unlink")
+    )
+    args = argparse.Namespace(legacy_user_id=6, actor="reviewer-1", reason="two siblings")
+    assert dedup_cli.run_unlink(args) == 0
+    assert "unlinked legacy users [6, 16]" in capsys.readouterr().out
+    assert _linked_pairs(target) == set()
+    assert dedup_cli.run_unlink(args) == 1, "nothing left to undo"
+
+    second = run_phase(sandbox_dsn, target, PHASE_1, "dedup-2")
+    assert _linked_pairs(target) == set(), "the next run obeys the unlink"
+    counts = reconciliation(target, second.run_id)["profiles"]
+    assert (counts["loaded"], counts["merged"]) == (102, 0)
+    with connect(target) as conn:
+        assert conn.execute(
+            "select decision, decided_by from migration.dedup_decisions"
+        ).fetchall() == [("distinct", "reviewer-1")]
+        assert (
+            scalar(conn, "select count(*) from migration.audit_log where action = 'dedup_unlink'")
+            == 1
+        )
+        assert scalar(conn, "select unlinked_at is not null from migration.dedup_links") is True
+        # a reviewer changes their mind: the pair is linked again by decision, not by the model
+        conn.execute("update migration.dedup_decisions set decision = 'link'")
+    third = run_phase(sandbox_dsn, target, PHASE_1, "dedup-3")
+    assert _linked_pairs(target) == {(6, 16)}
+    assert reconciliation(target, third.run_id)["profiles"]["merged"] == 1
+    with connect(target) as conn:
+        assert conn.execute(
+            "select linked_by, unlinked_at from migration.dedup_links"
+        ).fetchall() == [("reviewer", None)]
+
+    # the DAG param dedup_unlink: the dedup task undoes the cluster before de-duplicating
+    outcome = pipeline.dedup_step(target, third, PROFILES, unlink_ids=(16,), actor="airflow-user")
+    assert (
+        outcome["linked_pairs"] == 0 and outcome["candidates"] == 84
+    )  # patients, no test accounts
+    assert _linked_pairs(target) == set()
+    with connect(target) as conn:
+        assert conn.execute(
+            "select decision, decided_by from migration.dedup_decisions"
+        ).fetchall() == [("distinct", "airflow-user")]
+
+
+def test_a_run_that_stages_only_a_delta_links_into_existing_clusters(
+    sandbox_dsn, pg_socket
+) -> None:
+    """The nightly sync stages only what changed: a changed duplicate still finds its survivor."""
+    from migration_ops import local_env
+    from migration_ops.db import run_sql_file
+    from tests.e2e.conftest import run_phase
+
+    target = local_env.ensure_database(pg_socket, "e2e_dedup_delta", recreate=True)
+    first = run_phase(sandbox_dsn, target, PHASE_1, "delta-1")
+    run = runs.begin_run(target, PHASE_1, "delta-2", triggered_by="pytest", params={})
+    with connect(target) as conn:  # what a delta run stages: the changed copy (user 6) only
+        conn.execute("delete from staging.profiles__transformed where legacy_user_id <> 6")
+        conn.execute(
+            "update public.profiles set merged_into = null, merged_into_legacy_user_id = null"
+        )
+    outcome = pipeline.dedup_step(target, run, PROFILES)
+    assert (outcome["candidates"], outcome["linked_pairs"], outcome["clusters"]) == (84, 1, 1)
+    with connect(target) as conn:
+        run_sql_file(conn, "load/profiles__link_duplicates.sql", settings=run.settings())
+    assert _linked_pairs(target) == {(6, 16)}, "1 staged + 83 migrated patients compared"
+    with connect(target) as conn:
+        survivors = conn.execute(
+            "select run_id, survivor_legacy_id from migration.dedup_members "
+            "where legacy_id = 6 order by run_id"
+        ).fetchall()
+    assert survivors == [(first.run_id, 16), ("delta-2", 16)]

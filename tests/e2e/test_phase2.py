@@ -393,3 +393,28 @@ def test_rerun_changes_nothing_and_resumes_only_what_storage_lacks(
     assert {k: supabase_storage.storage.info(BUCKET, k)["version"] for k in kept} == versions, (
         "objects already stored with the same sha256 are not uploaded again"
     )
+
+
+def test_orders_of_linked_duplicates_resolve_to_their_own_patient_and_read_as_one_person(
+    migrated, sandbox_dsn
+) -> None:
+    """Linked, not destroyed (decision 0012): children keep their own legacy lineage."""
+    with connect(sandbox_dsn) as conn:
+        legacy = conn.execute(
+            "select i.id, p.user_id from dispatch_instruction i "
+            "join dispatch_patient p on p.id = i.patient_id where p.user_id in (6, 16) order by 1"
+        ).fetchall()
+    rows = _rows(
+        migrated.target,
+        """
+        select o.legacy_instruction_id, p.legacy_user_id, s.legacy_user_id as person
+        from public.orders as o
+        join public.profiles as p on p.id = o.patient_id
+        join public.profile_persons as pp on pp.profile_id = p.id
+        join public.profiles as s on s.id = pp.person_id
+        where p.legacy_user_id in (6, 16) order by 1
+        """,
+    )
+    assert legacy, "the linked pair (6 -> survivor 16) has orders in the sandbox"
+    assert [(r["legacy_instruction_id"], r["legacy_user_id"]) for r in rows] == legacy
+    assert {r["person"] for r in rows} == {16}

@@ -54,7 +54,7 @@ def test_orders_skeleton_is_consistent():
     assert len(orders.plan_instruction) == volumes["dispatch_plan"]
     assert max(orders.plan_project) == len(orders.project_time)
     plans_per_project = Counter(orders.plan_project)
-    shared = [legacy_id for defect, _, legacy_id in defects.rows if defect == "project_shared"]
+    shared = [row[2] for row in defects.rows if row[0] == "project_shared"]
     assert shared and all(plans_per_project[p] >= 2 for p in shared)
     assert {p for p, n in plans_per_project.items() if n >= 2} == set(shared)
     assert all(0 <= p < len(patients.ids) for p in orders.patient)

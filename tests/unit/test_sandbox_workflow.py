@@ -84,7 +84,7 @@ def test_exactly_one_cycle_and_it_is_logged():
     rows = templates()
     log = DefectLog()
     edges = predecessor_rows(rows, log)
-    assert log.rows == [("template_cycle", "dispatch_template_predecessors", edges[-1][0])]
+    assert log.rows == [("template_cycle", "dispatch_template_predecessors", edges[-1][0], None)]
 
     def graph(pairs):
         nodes: dict[int, set[int]] = {}
