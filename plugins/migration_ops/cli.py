@@ -237,7 +237,6 @@ def main(argv: list[str] | None = None) -> int:
         "--through", type=int, default=None, help="stop after this phase (default: all)"
     )
     sub.add_parser("sync", help="run the nightly incremental sync once against the connections")
-    sub.add_parser("migrate", help="run the phases in order against the configured connections")
     from migration_ops.dedup import cli as dedup_cli
 
     dedup_cli.add_parser(sub)

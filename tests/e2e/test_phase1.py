@@ -360,7 +360,8 @@ def test_dedup_links_the_injected_duplicates_without_destroying_them(migrated, s
         ).fetchone()
     # both keep their own row and legacy ids; both read as one person: the survivor (16)
     assert rows == [(6, 555, True), (16, 1019, True)]
-    assert members == (84, [[6, 16]]), "84 patient candidates (no test accounts), one linked"
+    # 85: user 60 (patient row, suffix 49SW, groups 1 and 2) is a patient by the §1b suffix rule
+    assert members == (85, [[6, 16]]), "85 patient candidates (no test accounts), one linked"
     probability, agreement, linked_by = link
     assert probability >= 0.9 and linked_by == "model"
     assert set(agreement) == {"first_name", "last_name", "birthdate", "sex", "email", "doctor"}
