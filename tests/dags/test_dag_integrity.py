@@ -12,7 +12,7 @@ from include.entities import PHASES
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 APPROVED_TAGS = (
-    {"migration", "backup", "rollback"}
+    {"migration", "backup", "rollback", "audit", "preflight", "verify", "report"}
     | {f"phase-{p.number}" for p in PHASES}
     | {p.name for p in PHASES}
 )
@@ -84,7 +84,7 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     for entity in phase.entities:
         names = [name for name, _ in steps_of(entity)]
         assert names[:2] == ["transform", "validate"]
-        assert names[-2:] == ["load", "checkpoint"]
+        assert names[-3:] == ["load", "verify", "checkpoint"]
         assert ("copy_objects" in names) == (entity.object_copy is not None)
         ids = [f"{entity.name}.{name}" for name in names]
         assert ids[0] in extract.downstream_task_ids, "every entity reads the phase's snapshot"
@@ -102,6 +102,11 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     )
     publish = dag.get_task("publish")
     assert [o.uri for o in publish.outlets] == [phase.asset_uri]
+    if phase.number == 1:
+        after_preflight = dag.get_task("preflight").downstream_task_ids
+        assert "begin" in after_preflight and any(
+            t.startswith("backup.") for t in after_preflight
+        ), "phase 1 backs up and begins only after the preflight passed"
     if phase.number > 1:
         assert "begin" in dag.get_task("gate").downstream_task_ids
         previous = f"migration://phase-{phase.number - 1}/validated"

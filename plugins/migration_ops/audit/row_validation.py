@@ -143,7 +143,7 @@ def compare(
         (run_id, entity.name),
     )
     for statement in _split(read_sql("audit/row_findings.sql")):
-        conn.execute(sql.SQL(statement).format(**names), params)  # type: ignore[arg-type]
+        conn.execute(sql.SQL(statement).format(**names), params)
     return RowValidation(*(int(v) for v in row))
 
 
