@@ -1,7 +1,8 @@
 """Auditor reports rendered from the ``migration`` schema at the end of each phase run.
 
 Written to ``reports/<run_id>/``: ``reconciliation.md`` (human), ``report.json``
-(machine: reconciliation, validation results, quarantine counts per rule). They carry
+(machine: reconciliation, validation results, quarantine counts per rule), ``report.html``
+with charts and the run's GX Data Docs (:mod:`migration_ops.audit.report`). They carry
 ids, rule names and counts only: no legacy values, so no PHI.
 """
 
@@ -178,4 +179,7 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
         "(legacy ids and rules only).",
     ]
     (out / "reconciliation.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from migration_ops.audit.report import write_all  # report.html, charts, GX Data Docs
+
+    write_all(target_dsn, data, out)
     return out
