@@ -365,6 +365,18 @@ def _publish(phase: PhaseSpec) -> Any:
     return publish
 
 
+@task
+def sign_off() -> str:
+    """#### Sign-off
+
+    Rewrite the sign-off summary across all phases (`reports/signoff/signoff.html`): one page
+    an auditor can file, with every figure and the query it comes from.
+    """
+    from migration_ops.audit import signoff
+
+    return str(signoff.write(_dsns()[1]))
+
+
 def _doc(phase: PhaseSpec) -> str:
     lines = [
         f"# Phase {phase.number}: {phase.title}",
@@ -424,5 +436,6 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
             groups[entity.name] = group
         published = _publish(phase)(run)
         list(groups.values()) >> published
+        published >> sign_off()
         [staged, *groups.values(), published] >> record_failure()
     return dag
