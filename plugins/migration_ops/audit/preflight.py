@@ -358,10 +358,10 @@ def require_preflight(legacy_dsn: str, target_dsn: str, directory: Path | None =
     Raises:
         PreflightFailed: naming every failing check (phase 1 does not start).
     """
-    from migration_ops.audit import html
+    from migration_ops.audit import pages
 
     result = run_preflight(legacy_dsn, target_dsn)
-    out = html.write_preflight(result, directory)
+    out = pages.write_preflight(result, directory)
     if result.failures:
         raise PreflightFailed(
             ENTITY, failure_message(result) + f" (report: {out})", rule="preflight.passed"

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from migration_ops.audit import charts, html
+from migration_ops.audit import charts, pages
 from migration_ops.db import connect, read_sql
 from migration_ops.settings import EXPECTATIONS_DIR
 
@@ -104,7 +104,7 @@ def _charts(data: dict[str, Any], audit: dict[str, Any], out: Path) -> list[str]
     figures = []
     if data["reconciliation"]:
         charts.outcomes(data["reconciliation"], out / "charts" / "outcomes.svg")
-        figures.append(html.figure("charts/outcomes.svg", "Legacy rows per entity by outcome"))
+        figures.append(pages.figure("charts/outcomes.svg", "Legacy rows per entity by outcome"))
     by_rule = {f"{q['entity']}: {q['rule']}": q["rows"] for q in data["quarantine"]}
     charts.counts(
         by_rule,
@@ -112,7 +112,7 @@ def _charts(data: dict[str, Any], audit: dict[str, Any], out: Path) -> list[str]
         title="Quarantine by rule",
         xlabel="rows held back",
     )
-    figures.append(html.figure("charts/quarantine.svg", "Quarantined rows per rule (this run)"))
+    figures.append(pages.figure("charts/quarantine.svg", "Quarantined rows per rule (this run)"))
     seconds = {t["entity"]: t["seconds"] for t in audit["timings"]}
     if seconds:
         charts.counts(
@@ -121,7 +121,7 @@ def _charts(data: dict[str, Any], audit: dict[str, Any], out: Path) -> list[str]
             title="Time per entity",
             xlabel="seconds (transform → checkpoint, including the row comparison)",
         )
-        figures.append(html.figure("charts/time.svg", "Seconds per entity"))
+        figures.append(pages.figure("charts/time.svg", "Seconds per entity"))
     return figures
 
 
@@ -141,7 +141,7 @@ def _header(run: dict[str, Any]) -> str:
         ("finished", run["finished_at"]),
         ("why (if ended by another run)", run.get("status_reason") or ""),
     ]
-    return html.table(("", ""), rows)
+    return pages.table(("", ""), rows)
 
 
 def _validation(data: dict[str, Any], docs: str | None) -> str:
@@ -155,7 +155,9 @@ def _validation(data: dict[str, Any], docs: str | None) -> str:
         (v["entity"], v["pass"], v["suite"], bool(v["success"]), v["evaluated"], v["failed"])
         for v in data["validation"]
     )
-    return link + html.table(("entity", "pass", "suite", "success", "expectations", "failed"), rows)
+    return link + pages.table(
+        ("entity", "pass", "suite", "success", "expectations", "failed"), rows
+    )
 
 
 def _quarantine(data: dict[str, Any]) -> str:
@@ -164,7 +166,7 @@ def _quarantine(data: dict[str, Any]) -> str:
         (q["entity"], q["rule"], q["rows"], meanings.get(q["rule"], ""), fix_for(q["rule"]))
         for q in data["quarantine"]
     )
-    return html.table(("entity", "rule", "rows", "what the rule means", "how to fix"), rows)
+    return pages.table(("entity", "rule", "rows", "what the rule means", "how to fix"), rows)
 
 
 def _reconciliation(data: dict[str, Any]) -> str:
@@ -183,7 +185,7 @@ def _reconciliation(data: dict[str, Any]) -> str:
         + [r["source_rows"] == r["loaded_rows"] + r["merged_rows"] + r["quarantined_rows"]]
         for r in data["reconciliation"]
     ]
-    return html.table(
+    return pages.table(
         (
             "entity",
             "source",
@@ -215,7 +217,7 @@ def _row_validation(audit: dict[str, Any]) -> str:
         [v[k] for k in keys] + [v["compared"] == v["matched"] and not v["unexpected"]]
         for v in audit["row_validation"]
     ]
-    return html.table(
+    return pages.table(
         (
             "entity",
             "mode",
@@ -242,7 +244,7 @@ def _backups(audit: dict[str, Any]) -> str:
         "verified_at",
         "location",
     )
-    return html.table(keys, ([b[k] for k in keys] for b in audit["backups"]))
+    return pages.table(keys, ([b[k] for k in keys] for b in audit["backups"]))
 
 
 def write_html(target_dsn: str, data: dict[str, Any], out: Path, docs: str | None = None) -> Path:
@@ -270,7 +272,7 @@ def write_html(target_dsn: str, data: dict[str, Any], out: Path, docs: str | Non
     ]
     title = f"Migration report: phase {run['phase']} ({run['dag_id']})"
     path = out / "report.html"
-    path.write_text(html.page(title, body), "utf-8")
+    path.write_text(pages.page(title, body), "utf-8")
     return path
 
 

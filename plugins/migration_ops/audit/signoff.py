@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from include.entities import PHASES
-from migration_ops.audit import html
+from migration_ops.audit import pages
 from migration_ops.audit.row_validation import ensure_schema
 from migration_ops.db import connect, read_sql
 from migration_ops.settings import reports_dir
@@ -170,7 +170,7 @@ def _body(data: dict[str, Any], reasons: list[str], directory: Path) -> list[str
     return [
         state,
         "<h2>Phases (latest run each)</h2>",
-        html.table(
+        pages.table(
             (
                 "phase",
                 "run",
@@ -192,11 +192,11 @@ def _body(data: dict[str, Any], reasons: list[str], directory: Path) -> list[str
             _phase_rows(data, directory),
         ),
         "<h2>Whole target against a fresh legacy snapshot (verify_target)</h2>",
-        html.table(VERIFY_KEYS, [[verify[k] for k in VERIFY_KEYS]])
+        pages.table(VERIFY_KEYS, [[verify[k] for k in VERIFY_KEYS]])
         if verify
         else "<p class='muted'>Not run yet: <code>make verify</code>.</p>",
         "<h2>Where each figure comes from</h2>",
-        html.table(("figure", "query (target database)"), SOURCES),
+        pages.table(("figure", "query (target database)"), SOURCES),
         "<p class='muted'>docs/auditor-guide.md says what each figure proves and how to "
         "re-check it.</p>",
     ]
@@ -212,6 +212,6 @@ def write(target_dsn: str, directory: Path | None = None) -> Path:
     out = directory / "signoff"
     out.mkdir(parents=True, exist_ok=True)
     (out / "signoff.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
-    page = html.page("Migration sign-off summary", _body(data, reasons, directory))
+    page = pages.page("Migration sign-off summary", _body(data, reasons, directory))
     (out / "signoff.html").write_text(page, "utf-8")
     return out / "signoff.html"

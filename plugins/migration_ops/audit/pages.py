@@ -3,6 +3,9 @@
 Every page is one self-contained file (inline CSS; charts are SVG files beside it, linked by
 relative path), so a report directory can be copied, archived with the backups and opened
 offline. Everything shown is an id, a count, a rule name or a time; cells are escaped.
+
+Not named ``html``: Airflow imports every module under ``plugins/`` by its file name, and a
+``html`` module there would shadow the standard library's for the whole process.
 """
 
 from __future__ import annotations
