@@ -54,7 +54,8 @@ def sandbox_phi(legacy_dsn: str) -> dict[str, set[str]]:
             if v and len(str(v).strip()) >= 20
         }
     return {
-        "name": {n for n in names if len(n) >= 3},
+        # 'null' is the sandbox's placeholder for a missing name (the transform empties it)
+        "name": {n for n in names if len(n) >= 3 and n.lower() != "null"},
         "email": {e for e in emails if "@" in e},
         "birth date": births,
         "message text": texts,

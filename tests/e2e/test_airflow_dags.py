@@ -199,4 +199,6 @@ def test_migrate_exits_non_zero_when_a_phase_fails(
     )
     assert runs.latest_run_status(target, 1) is None, "the preflight refused to start phase 1"
     (page,) = (tmp_path / "reports").glob("preflight-*/preflight.html")
-    assert "dispatch_office: table missing" in page.read_text()
+    assert '<td>dispatch_office</td><td class="fail">fail</td><td>table missing</td>' in (
+        page.read_text()
+    )
