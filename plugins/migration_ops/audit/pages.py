@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     from migration_ops.audit.preflight import Preflight
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1d2733;padding:0 1rem}
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:86rem;color:#1d2733;padding:0 1rem}
 h1{font-size:1.6rem;border-bottom:3px solid #1d4e89;padding-bottom:.3rem}
 h2{font-size:1.2rem;margin-top:2rem;color:#1d4e89}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
 th,td{border:1px solid #c8d0da;padding:.25rem .6rem;text-align:left}
 th{background:#eef2f7} td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#17692d;font-weight:600} .fail{color:#b3261e;font-weight:700}
