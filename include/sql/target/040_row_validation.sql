@@ -39,3 +39,15 @@ create table if not exists migration.row_findings (
 );
 comment on table migration.row_findings is
     'Rows that failed the row-level comparison: legacy id, kind and column name; no values.';
+
+-- Report archives: each run's report directory as a tar.gz where the backups are (local
+-- directory or S3), pruned by the backups' rotation policy (migration_ops.audit.archive).
+create table if not exists migration.report_archives (
+    archive_id  bigint generated always as identity primary key,
+    run_id      text        not null,
+    location    text        not null,
+    archived_at timestamptz not null default now(),
+    pruned_at   timestamptz
+);
+comment on table migration.report_archives is
+    'Where each run''s report archive is kept (beside the backups); pruned_at once rotated out.';
