@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -27,7 +28,7 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:86rem;color:#1d
 h1{font-size:1.6rem;border-bottom:3px solid #1d4e89;padding-bottom:.3rem}
 h2{font-size:1.2rem;margin-top:2rem;color:#1d4e89}
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}
-th,td{border:1px solid #c8d0da;padding:.25rem .6rem;text-align:left}
+th,td{border:1px solid #c8d0da;padding:.25rem .6rem;text-align:left} td a{overflow-wrap:anywhere}
 th{background:#eef2f7} td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#17692d;font-weight:600} .fail{color:#b3261e;font-weight:700}
 .warn{color:#8a5a00;font-weight:600} .muted{color:#5b6675;font-size:.85rem}
@@ -36,8 +37,18 @@ code{background:#f3f5f8;padding:0 .2rem}
 """
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links to another page of the reports (relative path)."""
+
+    href: str
+    text: str
+
+
 def cell(value: Any) -> str:
-    """One escaped table cell; numbers right-aligned, statuses coloured."""
+    """One escaped table cell; numbers right-aligned, statuses coloured, links linked."""
+    if isinstance(value, Link):
+        return f'<td><a href="{escape(value.href)}">{escape(value.text)}</a></td>'
     if isinstance(value, bool):
         value = "ok" if value else "fail"
     if isinstance(value, int | float) and not isinstance(value, bool):

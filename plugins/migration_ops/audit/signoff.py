@@ -126,7 +126,9 @@ def _phase_rows(data: dict[str, Any], directory: Path) -> list[list[Any]]:
     rows = []
     for p in data["phases"]:
         report = directory / p["run_id"].replace("/", "_").replace(":", "-") / "report.html"
-        link = f"../{report.parent.name}/report.html" if report.exists() else ""
+        run: Any = p["run_id"]
+        if report.exists():
+            run = pages.Link(f"../{report.parent.name}/report.html", p["run_id"])
         ok = (
             p["status"] == "validated"
             and p["balanced"]
@@ -137,9 +139,9 @@ def _phase_rows(data: dict[str, Any], directory: Path) -> list[list[Any]]:
         rows.append(
             [
                 p["phase"],
-                p["run_id"],
+                run,
                 p["status"],
-                p["snapshot_at"],
+                str(p["snapshot_at"] or "")[:19].replace("T", " "),
                 p["source"],
                 p["loaded"],
                 p["merged"],
@@ -150,7 +152,6 @@ def _phase_rows(data: dict[str, Any], directory: Path) -> list[list[Any]]:
                 p["mismatched"] + p["missing"] + p["unexpected"],
                 p["backup_id"],
                 p["open_quarantine"],
-                link,
                 ok,
             ]
         )
@@ -186,7 +187,6 @@ def _body(data: dict[str, Any], reasons: list[str], directory: Path) -> list[str
                 "differ",
                 "verified backup",
                 "open quarantine",
-                "run report",
                 "ok",
             ),
             _phase_rows(data, directory),
