@@ -93,7 +93,7 @@ def _ids(conn: psycopg.Connection, query: str) -> list[int]:
 
 def test_verify_target_names_every_corrupted_missing_stray_and_changed_row(migrated) -> None:
     """Runs last: it corrupts the module's target and legacy copy."""
-    legacy, target, _ = migrated
+    legacy, target, run_ids = migrated
     with connect(target) as conn:
         a, b, c = _ids(
             conn,
@@ -138,11 +138,11 @@ def test_verify_target_names_every_corrupted_missing_stray_and_changed_row(migra
         ("order_state_history", 990000001, "unexpected", ""),
     }
     stored = _row_validation(target, "rv-verify-corrupt")
-    clean = _row_validation(target, "rv-verify-clean")
+    after_load = _row_validation(target, run_ids[1])
     assert stored["profiles"][2:] == (3, 0, 0)
-    assert stored["profiles"][0] == clean["profiles"][0]
+    assert stored["profiles"][0] == after_load["profiles"][0], "every loaded profile compared"
     assert stored["order_state_history"][2:] == (0, 2, 1)
-    assert stored["offices"] == clean["offices"]
+    assert stored["offices"] == after_load["offices"]
     with connect(target) as conn:
         status = conn.execute(
             "select status from migration.runs where run_id = 'rv-verify-corrupt'"
