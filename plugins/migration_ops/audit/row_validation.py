@@ -59,7 +59,11 @@ class RowValidation:
 
 def _split(text: str) -> list[str]:
     """Statements of an SQL file (one per ``;`` at a line end), for parameterised execution."""
-    return [part.strip() for part in text.split(";\n") if part.strip().strip("-").strip()]
+
+    def has_code(part: str) -> bool:
+        return any(line.strip() and not line.strip().startswith("--") for line in part.splitlines())
+
+    return [part.strip() for part in text.split(";\n") if has_code(part)]
 
 
 def mapped_columns(
