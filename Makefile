@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate sync airflow test test-slow kill-converge test-fast lint fmt bench bench-dedup sandbox db-up db-down clean mutate
+.PHONY: help install demo migrate sync airflow test test-slow kill-converge test-fast lint fmt bench bench-dedup sandbox db-up db-down clean mutate preflight verify report
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,15 @@ migrate: $(STAMP) ## run the phases in order against AIRFLOW_CONN_LEGACY_DB / AI
 
 sync: $(STAMP) ## run the nightly incremental sync once against AIRFLOW_CONN_LEGACY_DB / AIRFLOW_CONN_SUPABASE_DB
 	$(PY) -m migration_ops.cli sync
+
+preflight: $(STAMP) ## read-only checks before phase 1: drift, privileges, volumes, defects, pg_dump, space
+	$(PY) -m migration_ops.cli preflight
+
+verify: $(STAMP) ## row-level proof of the whole target against a fresh legacy snapshot
+	$(PY) -m migration_ops.cli verify
+
+report: $(STAMP) ## rewrite the latest run reports (HTML) and the sign-off summary
+	$(PY) -m migration_ops.cli report
 
 airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on http://localhost:8080
 	$(PY) -m migration_ops.cli airflow

@@ -4,6 +4,7 @@
             reuse) the sandbox legacy database, prepare Airflow's metadata database, then
             ``migrate``.
 ``airflow`` the same environment, then ``airflow standalone`` (UI on port 8080).
+``preflight`` / ``verify`` / ``report``: the auditor's commands (:mod:`migration_ops.audit.cli`).
 ``migrate`` run every phase DAG in order with ``airflow dags test`` against the
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
             exit non-zero at the first phase that does not validate.
@@ -40,6 +41,14 @@ USER_SETTINGS = (
     "AIRFLOW_CONN_SUPABASE_DB",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
 )
+
+
+#: The auditor's commands (:mod:`migration_ops.audit.cli`).
+AUDIT_COMMANDS = {
+    "preflight": "read-only checks of both databases before phase 1 (drift, privileges, ...)",
+    "verify": "row-level proof of the whole target against a fresh legacy snapshot",
+    "report": "rewrite the latest run reports (HTML) and the sign-off summary",
+}
 
 
 def _prepare_environment(*, force_embedded: bool) -> None:
@@ -91,6 +100,10 @@ def migrate(through: int | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
+    from migration_ops.audit import signoff
+    from migration_ops.connections import env_dsn
+
+    print(f"sign-off summary (HTML): {signoff.write(env_dsn('supabase_db'))}")
     return 0
 
 
@@ -135,7 +148,7 @@ def _run_dag(phase: PhaseSpec) -> bool:
     run_id = _latest_run_id(target, phase.number)
     report = reports.write(target, run_id)
     print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
-    print(f"reports: {report}\n")
+    print(f"reports: {report} (HTML: {report / 'report.html'})\n")
     return True
 
 
@@ -241,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
     dedup_cli.add_parser(sub)
     dedup_cli.add_unlink_parser(sub)
+    for name, text in AUDIT_COMMANDS.items():
+        sub.add_parser(name, help=text)
     args = parser.parse_args(argv)
     if args.command == "dedup":
         return dedup_cli.run(args)
@@ -252,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "airflow":
         return airflow(args.scale, args.seed)
     _prepare_environment(force_embedded=False)
+    if args.command in AUDIT_COMMANDS:
+        from migration_ops.audit import cli as audit_cli
+
+        return int(getattr(audit_cli, args.command)())
     if args.command == "sync":
         return sync()
     return migrate(args.through)

@@ -2,11 +2,12 @@
 
 Shape of every phase DAG::
 
-    gate (phase ≥ 2) → backup (dump → verify) → begin → extract (one legacy snapshot)
+    gate (phase ≥ 2; preflight in phase 1) → backup (dump → verify) → begin
+        → extract (one legacy snapshot)
         → [entity task groups in dependency order] → publish ⇒ Asset
                                                    ↘ record_failure (unless published)
 
-Each entity task group is ``transform → validate → load → checkpoint``, with
+Each entity task group is ``transform → validate → load → verify → checkpoint``, with
 ``copy_objects`` between validate and load for an entity whose spec copies bytes to Storage
 (files) and ``dedup`` between transform and validate for one whose spec links duplicates
 (profiles). A child entity's group starts after its parents' groups (foreign keys resolve to loaded
@@ -136,6 +137,20 @@ def gate(phase_number: int) -> None:
     from migration_ops.runs import check_gate
 
     check_gate(_dsns()[1], get_phase(phase_number))
+
+
+@task
+def preflight() -> str:
+    """#### Preflight
+
+    Read-only checks of both databases before anything changes (connectivity, privileges,
+    legacy schema drift, volumes, defect profile, extensions, pg_dump, free space); writes
+    `preflight.html` and fails naming every failing check. Phase 1's gate.
+    """
+    from migration_ops.audit.preflight import require_preflight
+
+    legacy, target = _dsns()
+    return str(require_preflight(legacy, target))
 
 
 @task
@@ -312,6 +327,19 @@ def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 
 @task
+def verify(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Verify
+
+    Row-level proof: every loaded row's mapped columns hashed on the legacy side (through the
+    transform, same snapshot) and in the target, compared by legacy id; mismatches, missing
+    and stray rows listed by id and column in `migration.row_findings`; any fails the entity.
+    """
+    from migration_ops.pipeline import verify_step
+
+    return verify_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
+@task
 def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Checkpoint
 
@@ -327,6 +355,7 @@ STEPS = (
     ("transform", transform),
     ("validate", validate),
     ("load", load),
+    ("verify", verify),
     ("checkpoint", checkpoint),
 )
 
@@ -391,6 +420,18 @@ def _publish(phase: PhaseSpec) -> Any:
             raise
 
     return publish
+
+
+@task
+def sign_off() -> str:
+    """#### Sign-off
+
+    Rewrite the sign-off summary across all phases (`reports/signoff/signoff.html`): one page
+    an auditor can file, with every figure and the query it comes from.
+    """
+    from migration_ops.audit import signoff
+
+    return str(signoff.write(_dsns()[1]))
 
 
 def _doc(phase: PhaseSpec) -> str:
@@ -472,9 +513,12 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
             backup >> run
             if phase.number > 1:
                 gate(phase.number) >> [backup, run]
+            else:
+                preflight() >> [backup, run]
         staged: Any = extract.override(task_id="extract")(run, phase.number)
         groups = _entity_groups(phase, run, staged)
         published = _publish(phase)(run)
         list(groups.values()) >> published
+        published >> sign_off()
         [staged, *groups.values(), published] >> record_failure()
     return dag

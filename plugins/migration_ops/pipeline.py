@@ -1,7 +1,7 @@
 """The per-entity data path, one function per DAG task.
 
 Extract (the whole phase, one legacy snapshot) → per entity: transform → validate → load →
-checkpoint.
+verify (row-level proof) → checkpoint.
 
 An entity whose spec has an object copy gets one more step between validate and load; one
 whose spec de-duplicates (``DedupSpec``) gets one between transform and validate. Each
@@ -175,6 +175,19 @@ def load_step(
     }
 
 
+def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+    """Row-level proof right after the load: every loaded row equals its legacy row.
+
+    Before the checkpoint, while the staging still holds the transformed rows (see
+    :mod:`migration_ops.audit.row_validation`); a mismatch fails the entity.
+    """
+    from migration_ops.audit import row_validation
+
+    with errors_without_values(entity.name, "verify"):
+        guard(target_dsn, run, entity)
+        return row_validation.validate_after_load(target_dsn, run.run_id, entity).as_dict()
+
+
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Reconcile the entity (source = loaded + merged + quarantined) and drop its staging."""
     with errors_without_values(entity.name, "checkpoint"):
@@ -203,4 +216,5 @@ def run_entity(
         settings = storage_settings or storage.env_settings(entity.name)
         object_copy_step(target_dsn, run, entity, settings=settings, limit=limit)
     load_step(target_dsn, run, entity, legacy_dsn=legacy_dsn)
+    verify_step(target_dsn, run, entity)
     return checkpoint_step(target_dsn, run, entity)

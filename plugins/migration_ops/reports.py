@@ -1,7 +1,8 @@
 """Auditor reports rendered from the ``migration`` schema at the end of each phase run.
 
 Written to ``reports/<run_id>/``: ``reconciliation.md`` (human), ``report.json``
-(machine: reconciliation, validation results, quarantine counts per rule) and, for a run
+(machine: reconciliation, validation results, quarantine counts per rule), ``report.html``
+with charts and the run's GX Data Docs (:mod:`migration_ops.audit.report`) and, for a run
 that de-duplicated, ``dedup.md``/``dedup.json`` (:mod:`migration_ops.dedup.report`). They carry
 ids, rule names and counts only: no legacy values, so no PHI.
 """
@@ -196,4 +197,7 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
     from migration_ops.dedup import report as dedup_report
 
     dedup_report.write(target_dsn, run_id, out)  # dedup.md/json when the run linked duplicates
+    from migration_ops.audit.report import write_all  # report.html, charts, GX Data Docs
+
+    write_all(target_dsn, data, out)
     return out

@@ -12,7 +12,7 @@ from include.entities import PHASES
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 APPROVED_TAGS = (
-    {"migration", "backup", "rollback", "sync"}
+    {"migration", "backup", "rollback", "sync", "audit", "preflight", "verify", "report"}
     | {f"phase-{p.number}" for p in PHASES}
     | {p.name for p in PHASES}
 )
@@ -85,7 +85,7 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
         names = [name for name, _ in steps_of(entity)]
         dedup = ["dedup"] if entity.dedup is not None else []
         assert names[: 2 + len(dedup)] == ["transform", *dedup, "validate"]
-        assert names[-2:] == ["load", "checkpoint"]
+        assert names[-3:] == ["load", "verify", "checkpoint"]
         assert ("copy_objects" in names) == (entity.object_copy is not None)
         assert ("dedup" in names) == (entity.name == "profiles"), "patients are de-duplicated"
         ids = [f"{entity.name}.{name}" for name in names]
@@ -104,6 +104,11 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     )
     publish = dag.get_task("publish")
     assert [o.uri for o in publish.outlets] == [phase.asset_uri]
+    if phase.number == 1:
+        after_preflight = dag.get_task("preflight").downstream_task_ids
+        assert "begin" in after_preflight and any(
+            t.startswith("backup.") for t in after_preflight
+        ), "phase 1 backs up and begins only after the preflight passed"
     if phase.number > 1:
         assert "begin" in dag.get_task("gate").downstream_task_ids
         previous = f"migration://phase-{phase.number - 1}/validated"

@@ -127,6 +127,7 @@ def test_migrate_runs_every_phase_through_airflow(
         assert source == loaded + merged + quarantined
         assert printed[entity] == (source, loaded, merged, quarantined), entity
     assert printed["profiles"][0] == legacy_users, "every legacy user is counted as source"
+    _assert_auditor_pages(tmp_path, sandbox_dsn, result.stdout)
 
     synced = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target", command="sync")
     assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
@@ -142,6 +143,33 @@ def test_migrate_runs_every_phase_through_airflow(
             "join migration.runs as r using (run_id) where r.phase = 0",
         )
     assert changed == 0, "nothing changed in legacy since the full load"
+
+
+def _assert_auditor_pages(tmp_path: Path, legacy_dsn: str, stdout: str) -> None:
+    """Issue 18: an HTML report per run and a sign-off page, PHI-free, rendering offline."""
+    from tests.e2e.audit_checks import phi_found, sandbox_phi, screenshot
+
+    pages = sorted((tmp_path / "reports").glob("*/report.html"))
+    assert len(pages) == len(PHASES)
+    assert len(
+        list((tmp_path / "reports").glob("*/gx/uncommitted/data_docs/local_site/index.html"))
+    ) == len(PHASES)
+    signoff_page = tmp_path / "reports" / "signoff" / "signoff.html"
+    assert f"sign-off summary (HTML): {signoff_page}" in stdout
+    signed = json.loads((signoff_page.parent / "signoff.json").read_text())
+    assert signed["ready_to_sign"] is True, signed["reasons"]
+    assert [p["phase"] for p in signed["phases"]] == [p.number for p in PHASES]
+    assert len(list((tmp_path / "reports").glob("preflight-*/preflight.html"))) == 1
+    files = [
+        path
+        for root in ("reports", "airflow/logs", "local/logs")
+        for path in (tmp_path / root).rglob("*")
+        if path.is_file()
+    ]
+    assert len(files) > 50
+    assert phi_found(files, sandbox_phi(legacy_dsn)) == []
+    for page in (pages[-1], signoff_page):
+        assert screenshot(page, tmp_path / f"{page.stem}.png").stat().st_size > 20_000
 
 
 def _printed_reconciliation(stdout: str) -> dict[str, tuple[int, int, int, int]]:
@@ -195,4 +223,8 @@ def test_migrate_exits_non_zero_when_a_phase_fails(
     assert asset_events(pg_socket, target.split("/")[-1].split("?")[0]) == {}, (
         "a failed phase must not emit its Asset (it would schedule the next phase)"
     )
-    assert runs.latest_run_status(target, 1) == "failed", "record_failure must mark the run failed"
+    assert runs.latest_run_status(target, 1) is None, "the preflight refused to start phase 1"
+    (page,) = (tmp_path / "reports").glob("preflight-*/preflight.html")
+    assert '<td>dispatch_office</td><td class="fail">fail</td><td>table missing</td>' in (
+        page.read_text()
+    )

@@ -1,0 +1,237 @@
+"""Row-level comparison legacy ↔ target: the AWS DMS validation, set-based and value-free.
+
+For every migrated row, an md5 of the mapped columns is computed on the legacy side (the
+rows through the entity's transform, from the phase's one snapshot, cast to the target's
+column types) and on the target side, and the two are joined by legacy id inside the target
+database: no row ever travels to Python. Rows whose hashes differ are compared column by
+column to name the columns. Results go to ``migration.row_validation`` (counts) and
+``migration.row_findings`` (legacy id, kind, column name): never a value.
+
+Two callers: the phase pipeline right after each entity's load, while its staging still
+exists (``mode='after_load'``, legacy side ``__validated``), and ``verify_target``, which
+re-stages a fresh snapshot under a verification run (``mode='verify_target'``, legacy side
+``__transformed`` minus the rows held in quarantine). See decision 0010.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from include.entities.spec import EntitySpec
+from migration_ops.db import connect, qualified, read_sql, run_sql_file
+from migration_ops.errors import MigrationError
+
+#: Rule named by the error of an entity whose target differs from legacy.
+RULE = "row_validation.target_matches_legacy"
+#: Findings kept per (run, entity, kind); the counts are always complete.
+MAX_FINDINGS = 1000
+
+#: Columns that a later step legitimately rewrites after the entity's own load, so the
+#: target holds a value the entity's transform never produced. Excluded from the comparison
+#: in ``verify_target`` only (right after the load nothing has rewritten them yet).
+REWRITTEN_LATER: dict[str, tuple[str, ...]] = {}
+
+
+@dataclass(frozen=True)
+class RowValidation:
+    """Counts of one entity's row-level comparison."""
+
+    compared_rows: int
+    matched_rows: int
+    mismatched_rows: int
+    missing_rows: int
+    unexpected_rows: int
+
+    @property
+    def ok(self) -> bool:
+        """Every legacy row is in the target, equal, and the target has no stray row."""
+        return not (self.mismatched_rows or self.missing_rows or self.unexpected_rows)
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain dict (XCom, reports)."""
+        return asdict(self)
+
+
+def _split(text: str) -> list[str]:
+    """Statements of an SQL file (one per ``;`` at a line end), for parameterised execution."""
+
+    def has_code(part: str) -> bool:
+        return any(line.strip() and not line.strip().startswith("--") for line in part.splitlines())
+
+    return [part.strip() for part in text.split(";\n") if has_code(part)]
+
+
+def mapped_columns(
+    conn: psycopg.Connection[Any], entity: EntitySpec, legacy_table: str
+) -> list[tuple[str, str]]:
+    """(column, target type) of every staged column that the load writes to the target.
+
+    The same rule as the load (``_``-prefixed helper columns never load), so what is compared
+    is exactly what the upsert writes.
+    """
+    rows = conn.execute(
+        """
+        select s.attname, format_type(t.atttypid, t.atttypmod)
+        from pg_attribute as s
+        join pg_attribute as t
+            on t.attrelid = %s::regclass and t.attname = s.attname
+            and t.attnum > 0 and not t.attisdropped
+        where s.attrelid = %s::regclass and s.attnum > 0 and not s.attisdropped
+            and left(s.attname, 1) <> '_'
+        order by s.attnum
+        """,
+        (entity.target_table, legacy_table),
+    ).fetchall()
+    return [(str(name), str(kind)) for name, kind in rows]
+
+
+def _parts(columns: list[tuple[str, str]]) -> dict[str, sql.Composable]:
+    legacy = [sql.SQL("s.{}::{}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns]
+    target = [sql.SQL("t.{}").format(sql.Identifier(c)) for c, _ in columns]
+    checks = [
+        sql.SQL("({}, {} is distinct from {})").format(sql.Literal(c), s, t)
+        for (c, _), s, t in zip(columns, legacy, target, strict=True)
+    ]
+    return {
+        "legacy_columns": sql.SQL(", ").join(legacy),
+        "target_columns": sql.SQL(", ").join(target),
+        "column_checks": sql.SQL(", ").join(checks),
+    }
+
+
+def compare(
+    conn: psycopg.Connection[Any],
+    entity: EntitySpec,
+    run_id: str,
+    *,
+    legacy_table: str,
+    exclude_quarantined: bool = False,
+    exclude_columns: tuple[str, ...] = (),
+) -> RowValidation:
+    """Compare target-shaped legacy rows with the target and record the findings.
+
+    Runs in ``conn``'s transaction; the findings of ``run_id`` for the entity replace its
+    earlier ones. ``rv_*`` temporary tables hold ids and hashes only and drop at commit.
+    """
+    columns = [c for c in mapped_columns(conn, entity, legacy_table) if c[0] not in exclude_columns]
+    if entity.key not in {c for c, _ in columns}:
+        raise MigrationError(entity.name, f"staged rows lack the legacy id {entity.key}", rule=RULE)
+    legacy_filter = sql.SQL(
+        "and not exists (select 1 from migration.quarantine as q where q.entity = {} "
+        "and q.legacy_id = s.{}::bigint and q.resolved_at is null)"
+        if exclude_quarantined
+        else ""
+    ).format(sql.Literal(entity.name), sql.Identifier(entity.key))
+    names = {
+        "legacy": qualified(legacy_table),
+        "target": qualified(entity.target_table),
+        "universe": qualified(entity.staging_table("transformed")),
+        "key": sql.Identifier(entity.key),
+        "legacy_filter": legacy_filter,
+        **_parts(columns),
+    }
+    params = {"run_id": run_id, "entity": entity.name, "max_findings": MAX_FINDINGS}
+    conn.execute(sql.SQL(read_sql("audit/row_hashes.sql")).format(**names))
+    *setup, counts_sql = _split(read_sql("audit/row_counts.sql"))
+    for statement in setup:
+        conn.execute(statement)
+    row = conn.execute(counts_sql).fetchone()
+    assert row is not None
+    conn.execute(
+        "delete from migration.row_findings where run_id = %s and entity = %s",
+        (run_id, entity.name),
+    )
+    for statement in _split(read_sql("audit/row_findings.sql")):
+        conn.execute(sql.SQL(statement).format(**names), params)
+    return RowValidation(*(int(v) for v in row))
+
+
+def record(
+    conn: psycopg.Connection[Any],
+    entity: EntitySpec,
+    run_id: str,
+    outcome: RowValidation,
+    *,
+    mode: str,
+    seconds: float,
+    snapshot_at: Any = None,
+) -> None:
+    """Write (or rewrite) the run's row of ``migration.row_validation`` for the entity."""
+    conn.execute(
+        """
+        insert into migration.row_validation (run_id, entity, phase, mode, compared_rows,
+            matched_rows, mismatched_rows, missing_rows, unexpected_rows, snapshot_at, seconds)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        on conflict (run_id, entity) do update set
+            mode = excluded.mode, compared_rows = excluded.compared_rows,
+            matched_rows = excluded.matched_rows, mismatched_rows = excluded.mismatched_rows,
+            missing_rows = excluded.missing_rows, unexpected_rows = excluded.unexpected_rows,
+            snapshot_at = excluded.snapshot_at, seconds = excluded.seconds, recorded_at = now()
+        """,
+        (
+            run_id,
+            entity.name,
+            entity.phase,
+            mode,
+            outcome.compared_rows,
+            outcome.matched_rows,
+            outcome.mismatched_rows,
+            outcome.missing_rows,
+            outcome.unexpected_rows,
+            snapshot_at,
+            round(seconds, 3),
+        ),
+    )
+
+
+def ensure_schema(conn: psycopg.Connection[Any]) -> None:
+    """Create the row-validation tables if missing (idempotent DDL)."""
+    conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
+    run_sql_file(conn, "target/050_row_validation.sql")
+
+
+def failure_message(outcome: RowValidation) -> str:
+    """Value-free summary of a failed comparison (counts only; ids are in the findings)."""
+    return (
+        f"target differs from legacy: {outcome.mismatched_rows} mismatched, "
+        f"{outcome.missing_rows} missing, {outcome.unexpected_rows} unexpected of "
+        f"{outcome.compared_rows} compared (ids and columns in migration.row_findings)"
+    )
+
+
+def validate_after_load(target_dsn: str, run_id: str, entity: EntitySpec) -> RowValidation:
+    """Compare the entity's loaded rows with the target right after its load.
+
+    Runs while the staging still exists (before the checkpoint drops it): the legacy side is
+    ``__validated``, the rows of the phase's snapshot through the transform that passed the
+    suite. The result is committed before a mismatch raises, so the findings stay for the
+    auditor and the report.
+
+    Raises:
+        MigrationError: a row differs, is missing, or the target has a stray row.
+    """
+    started = time.monotonic()
+    with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
+        ensure_schema(conn)
+    with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
+        outcome = compare(conn, entity, run_id, legacy_table=entity.staging_table("validated"))
+        snapshot = conn.execute(
+            "select snapshot_at from migration.runs where run_id = %s", (run_id,)
+        ).fetchone()
+        record(
+            conn,
+            entity,
+            run_id,
+            outcome,
+            mode="after_load",
+            seconds=time.monotonic() - started,
+            snapshot_at=snapshot[0] if snapshot else None,
+        )
+    if not outcome.ok:
+        raise MigrationError(entity.name, failure_message(outcome), rule=RULE)
+    return outcome

@@ -1,0 +1,182 @@
+"""Row-level proof legacy ↔ target (issue 18): after every load, and on demand (verify_target).
+
+One legacy copy and one target migrated through all four phases; then the target is
+corrupted (a column changed, rows deleted, strays added) and one legacy column is changed
+after the load: ``verify_target`` finds each, by legacy id and column name.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from include.entities import PHASES
+from migration_ops import local_env
+from migration_ops.audit import verify
+from migration_ops.db import connect
+from migration_ops.errors import MigrationError
+
+pytestmark = pytest.mark.e2e
+ALL = [e for p in PHASES for e in p.ordered()]
+
+
+@pytest.fixture(scope="module")
+def migrated(sandbox_dsn, pg_socket, supabase_storage):
+    """(legacy copy dsn, target dsn, run ids by phase): all four phases, once."""
+    from tests.e2e.conftest import run_phase
+
+    with psycopg.connect(local_env.dsn(pg_socket, "postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists e2e_rv_legacy with (force)")
+        conn.execute("create database e2e_rv_legacy template e2e_legacy")
+    legacy = local_env.dsn(pg_socket, "e2e_rv_legacy")
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_rv_target", recreate=True)
+    run_ids = {
+        p.number: run_phase(legacy, target, p, f"rv-phase-{p.number}").run_id for p in PHASES
+    }
+    return legacy, target, run_ids
+
+
+def _row_validation(target: str, run_id: str) -> dict[str, tuple[int, ...]]:
+    with connect(target) as conn:
+        rows = conn.execute(
+            "select entity, compared_rows, matched_rows, mismatched_rows, missing_rows, "
+            "unexpected_rows from migration.row_validation where run_id = %s",
+            (run_id,),
+        ).fetchall()
+    return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
+
+
+def _findings(target: str, run_id: str) -> set[tuple[str, int, str, str]]:
+    with connect(target) as conn:
+        rows = conn.execute(
+            "select entity, legacy_id, kind, column_name from migration.row_findings "
+            "where run_id = %s",
+            (run_id,),
+        ).fetchall()
+    return {(r[0], int(r[1]), r[2], r[3]) for r in rows}
+
+
+def test_every_loaded_row_matches_legacy_after_its_load(migrated) -> None:
+    _, target, run_ids = migrated
+    with connect(target) as conn:
+        loaded = dict(
+            conn.execute("select entity, loaded_rows from migration.checkpoints").fetchall()
+        )
+    for phase in PHASES:
+        results = _row_validation(target, run_ids[phase.number])
+        assert set(results) == {e.name for e in phase.entities}
+        for name, (compared, matched, *bad) in results.items():
+            assert compared == loaded[name], name
+            assert matched == compared and bad == [0, 0, 0], name
+    assert not _findings(target, run_ids[1])
+
+
+def test_verify_target_on_a_clean_target_matches_every_row(migrated) -> None:
+    legacy, target, _ = migrated
+    results = verify.verify_target(legacy, target, run_id="rv-verify-clean")
+    assert set(results) == {e.name for e in ALL}
+    stored = _row_validation(target, "rv-verify-clean")
+    for name, outcome in results.items():
+        assert outcome.ok, (name, outcome)
+        assert stored[name][0] == outcome.compared_rows == outcome.matched_rows
+    assert not _findings(target, "rv-verify-clean")
+    with connect(target) as conn:
+        left = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'staging'"
+        ).fetchone()
+    assert left == (0,), "verification leaves no staged legacy rows"
+
+
+def _ids(conn: psycopg.Connection, query: str) -> list[int]:
+    return [int(r[0]) for r in conn.execute(query).fetchall()]
+
+
+def test_verify_target_names_every_corrupted_missing_stray_and_changed_row(migrated) -> None:
+    """Runs last: it corrupts the module's target and legacy copy."""
+    legacy, target, run_ids = migrated
+    with connect(target) as conn:
+        a, b, c = _ids(
+            conn,
+            "select legacy_user_id from public.profiles where legacy_user_id is not null "
+            "and last_login_at is not null order by legacy_user_id limit 3",
+        )
+        gone = _ids(
+            conn,
+            "select legacy_state_id from public.order_state_history "
+            "where legacy_state_id is not null order by legacy_state_id limit 2",
+        )
+        conn.execute(
+            "update public.profiles set is_active = not is_active where legacy_user_id = %s", (a,)
+        )
+        conn.execute(
+            "update public.profiles set last_name = 'Corrupted' where legacy_user_id = %s", (b,)
+        )
+        conn.execute(
+            "delete from public.order_state_history where legacy_state_id = any(%s)", (gone,)
+        )
+        conn.execute(
+            """
+            insert into public.order_state_history (legacy_state_id, order_id, order_state_id,
+                is_active, changed_at)
+            select 990000001, order_id, order_state_id, is_active, changed_at
+            from public.order_state_history order by legacy_state_id desc limit 1
+            """
+        )
+    with connect(legacy) as conn:
+        conn.execute(
+            "update public.auth_user set last_login = last_login + interval '1 hour' where id = %s",
+            (c,),
+        )
+    with pytest.raises(MigrationError, match=r"\['order_state_history', 'profiles'\]"):
+        verify.verify_target(legacy, target, run_id="rv-verify-corrupt")
+    assert _findings(target, "rv-verify-corrupt") == {
+        ("profiles", a, "mismatch", "is_active"),
+        ("profiles", b, "mismatch", "last_name"),
+        ("profiles", c, "mismatch", "last_login_at"),
+        ("order_state_history", gone[0], "missing", ""),
+        ("order_state_history", gone[1], "missing", ""),
+        ("order_state_history", 990000001, "unexpected", ""),
+    }
+    stored = _row_validation(target, "rv-verify-corrupt")
+    after_load = _row_validation(target, run_ids[1])
+    assert stored["profiles"][2:] == (3, 0, 0)
+    assert stored["profiles"][0] == after_load["profiles"][0], "every loaded profile compared"
+    assert stored["order_state_history"][2:] == (0, 2, 1)
+    assert stored["offices"] == after_load["offices"]
+    with connect(target) as conn:
+        status = conn.execute(
+            "select status from migration.runs where run_id = 'rv-verify-corrupt'"
+        ).fetchone()
+    assert status == ("failed",)
+
+
+def test_a_row_changed_between_load_and_verify_fails_the_entity(sandbox_dsn, supabase_db) -> None:
+    """The step itself: a target row that differs right after the load fails the entity."""
+    from include.entities import get_phase
+    from include.entities.phase1_core import OFFICES
+    from migration_ops import pipeline, runs
+
+    target = supabase_db("rv_step")
+    phase = get_phase(1)
+    runs.apply_schema(target, phase)
+    run = runs.begin_run(target, phase, "rv-step", triggered_by="pytest", params={})
+    pipeline.extract_step(sandbox_dsn, target, run, [OFFICES])
+    pipeline.transform_step(target, run, OFFICES)
+    pipeline.validate_step(target, run, OFFICES, limit=pipeline.QuarantineLimit())
+    pipeline.load_step(target, run, OFFICES)
+    with connect(target) as conn:
+        (first,) = _ids(conn, "select min(legacy_office_id) from public.offices")
+        conn.execute(
+            "update public.offices set name = name || '.' where legacy_office_id = %s", (first,)
+        )
+    with pytest.raises(
+        MigrationError,
+        match=r"rule row_validation.target_matches_legacy: .* 1 mismatched, 0 missing, 0 unexpected",
+    ):
+        pipeline.verify_step(target, run, OFFICES)
+    assert _findings(target, "rv-step") == {("offices", first, "mismatch", "name")}
+    with connect(target) as conn:
+        stage = conn.execute(
+            "select stage from migration.checkpoints where run_id = 'rv-step' and entity = 'offices'"
+        ).fetchone()
+    assert stage == ("loaded",), "not reconciled: the entity failed"
