@@ -121,6 +121,7 @@ def test_reconciliation_table_flags_imbalance() -> None:
             "inserted_rows": 2,
             "updated_rows": 0,
             "unchanged_rows": 0,
+            "removed_rows": 0,
         },
         {
             "entity": "b",
@@ -131,6 +132,7 @@ def test_reconciliation_table_flags_imbalance() -> None:
             "inserted_rows": 1,
             "updated_rows": 0,
             "unchanged_rows": 0,
+            "removed_rows": 0,
         },
     ]
     lines = reconciliation_table(rows).splitlines()
