@@ -6,10 +6,11 @@ from include.entities.phase1_core import PHASE_1
 from include.entities.phase2_relationships import PHASE_2
 from include.entities.phase3_communication import PHASE_3
 from include.entities.phase4_workflow import PHASE_4
+from include.entities.phase5_ai import PHASE_5
 from include.entities.spec import EntitySpec, PhaseSpec
 
 #: Phases in order; a phase may only run once the one before it has validated.
-PHASES: tuple[PhaseSpec, ...] = (PHASE_1, PHASE_2, PHASE_3, PHASE_4)
+PHASES: tuple[PhaseSpec, ...] = (PHASE_1, PHASE_2, PHASE_3, PHASE_4, PHASE_5)
 
 
 def get_phase(number: int) -> PhaseSpec:

@@ -22,10 +22,14 @@ class SourceTable:
         table: legacy table name (schema ``public`` of the legacy database).
         columns: columns to copy; quoted as identifiers, so reserved words such as
             ``"order"`` or ``"on"`` need no special care.
+        origin: ``legacy`` (the default) or ``target``: a table of the target's ``public``
+            schema, staged from the target itself (phase 5 embeds migrated rows, not legacy
+            ones). Either way the entity's transform reads ``staging.<entity>__<table>``.
     """
 
     table: str
     columns: tuple[str, ...]
+    origin: str = "legacy"
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,26 @@ class DirectColumn:
 
 
 @dataclass(frozen=True)
+class EmbeddingSpec:
+    """Phase 5: after the load (which enqueued the rows), embed the entity's queue.
+
+    The embed step (:mod:`migration_ops.ai.queue`) reads pending rows of the queue partition,
+    builds each row's text with ``migration.embedding_text(<parent row>)`` (the documented
+    builders of ``target/500_phase5_ai.sql``), chunks it, embeds it with the configured
+    provider and writes ``vectors_table``.
+
+    Attributes:
+        queue_entity: the row's ``entity`` in ``migration.embedding_queue`` (its partition).
+        parent_table: the embedded table (``public.messages``).
+        vectors_table: where its vectors go (``public.message_embeddings``).
+    """
+
+    queue_entity: str
+    parent_table: str
+    vectors_table: str
+
+
+@dataclass(frozen=True)
 class Rollback:
     """How a rollback of the entity's phase removes what the entity loaded.
 
@@ -178,6 +202,8 @@ class EntitySpec:
             load (see :class:`ObjectCopySpec`).
         direct_columns: target columns filled straight from legacy at load, never staged
             (see :class:`DirectColumn`).
+        embedding: rows embedded from the queue by an extra step after the load (phase 5,
+            see :class:`EmbeddingSpec`).
     """
 
     name: str
@@ -197,6 +223,7 @@ class EntitySpec:
     text_repair: tuple[TextRepair, ...] = ()
     object_copy: ObjectCopySpec | None = None
     direct_columns: tuple[DirectColumn, ...] = ()
+    embedding: EmbeddingSpec | None = None
 
     @property
     def conflict_key(self) -> str:

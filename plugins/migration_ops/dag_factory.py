@@ -269,6 +269,20 @@ def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     return checkpoint_step(_dsns()[1], _run(run), get_entity(entity_name))
 
 
+@task
+def embed(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Embed (phase 5)
+
+    Work the entity's embedding queue with the configured provider
+    (`MIGRATION_EMBEDDING_PROVIDER`: bedrock, local or hashing): batches in a bounded thread
+    pool, unchanged text skipped by content hash, failures retried with backoff and
+    dead-lettered after 3 attempts. Counts only; no text in logs or XCom.
+    """
+    from migration_ops.pipeline import embed_step
+
+    return embed_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
 #: An entity's steps after the phase's extract.
 STEPS = (
     ("transform", transform),
@@ -279,11 +293,16 @@ STEPS = (
 
 
 def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
-    """The entity's steps in order: an object copy goes between validate and load."""
-    if entity.object_copy is None:
-        return STEPS
-    at = [name for name, _ in STEPS].index("load")
-    return (*STEPS[:at], ("copy_objects", copy_objects), *STEPS[at:])
+    """The entity's steps in order: an object copy goes between validate and load, an embed
+    step (phase 5) between load and checkpoint."""
+    steps = STEPS
+    if entity.object_copy is not None:
+        at = [name for name, _ in steps].index("load")
+        steps = (*steps[:at], ("copy_objects", copy_objects), *steps[at:])
+    if entity.embedding is not None:
+        at = [name for name, _ in steps].index("checkpoint")
+        steps = (*steps[:at], ("embed", embed), *steps[at:])
+    return steps
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)

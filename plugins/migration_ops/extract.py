@@ -136,8 +136,31 @@ def stage_entity(
         )
         staging.claim(target, run_id, entity, snapshot.taken_at)
         for table in entity.sources:
-            counts[table.table] = _copy_table(source, target, entity, table)
+            if table.origin == "target":
+                counts[table.table] = _stage_target_table(target, entity, table)
+            else:
+                counts[table.table] = _copy_table(source, target, entity, table)
     return counts
+
+
+def _stage_target_table(
+    target: psycopg.Connection[Any], entity: EntitySpec, table: SourceTable
+) -> int:
+    """Stage columns of a target ``public`` table (phase 5 reads migrated rows, not legacy).
+
+    In the claiming transaction, so the staged copy and the claim commit together.
+    """
+    staged = qualified(entity.staging_table(table.table))
+    target.execute(
+        sql.SQL("create unlogged table {} as select {} from {}").format(
+            staged,
+            sql.SQL(", ").join(sql.Identifier(name) for name in table.columns),
+            sql.Identifier("public", table.table),
+        )
+    )
+    rows = int(scalar(target, sql.SQL("select count(*) from {}").format(staged)))
+    target.execute(sql.SQL("analyze {}").format(staged))
+    return rows
 
 
 def _copy_table(

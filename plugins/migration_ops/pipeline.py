@@ -16,6 +16,7 @@ staging belongs to it (:func:`guard`); every step's errors leave it value-free
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
@@ -24,6 +25,9 @@ from migration_ops.errors import errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
 from migration_ops.validate import QuarantineLimit
+
+if TYPE_CHECKING:
+    from migration_ops.ai.providers import EmbeddingProvider
 
 
 def guard(target_dsn: str, run: RunContext, entity: EntitySpec) -> None:
@@ -135,6 +139,32 @@ def load_step(
     }
 
 
+def embed_step(
+    target_dsn: str,
+    run: RunContext,
+    entity: EntitySpec,
+    *,
+    provider: EmbeddingProvider | None = None,
+    workers: int = 4,
+    backoff_seconds: float = 1.0,
+) -> dict[str, int]:
+    """Phase 5: embed the entity's queue with the configured provider (see :mod:`migration_ops.ai`).
+
+    Every queued row ends done (embedded, unchanged or without text) or dead-lettered; the
+    counts go to the task's return value, never a text.
+    """
+    from migration_ops.ai import providers, queue
+
+    assert entity.embedding is not None, f"{entity.name} has no embedding spec"
+    with errors_without_values(entity.name, "embed"):
+        guard(target_dsn, run, entity)
+        chosen = provider or providers.configured_provider()
+        stats = queue.process_queue(
+            target_dsn, entity.embedding, chosen, workers=workers, backoff_seconds=backoff_seconds
+        )
+    return dict(vars(stats))
+
+
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Reconcile the entity (source = loaded + merged + quarantined) and drop its staging."""
     with errors_without_values(entity.name, "checkpoint"):
@@ -161,4 +191,6 @@ def run_entity(
         settings = storage_settings or storage.env_settings(entity.name)
         object_copy_step(target_dsn, run, entity, settings=settings, limit=limit)
     load_step(target_dsn, run, entity, legacy_dsn=legacy_dsn)
+    if entity.embedding is not None:
+        embed_step(target_dsn, run, entity)
     return checkpoint_step(target_dsn, run, entity)

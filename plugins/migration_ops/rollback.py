@@ -382,7 +382,15 @@ def restore_backup(
             "counts",
             rule="rollback.restore_counts",
         )
-    runs = _finish(target_dsn, actor, "restore", plan, {"backup_id": point.backup_id, "note": note})
+    # What the covered phases loaded outside public (phase 5's queue) is not in the dump:
+    # removed exactly as the delete mode removes it.
+    outside = {
+        entity.name: delete_entity_rows(target_dsn, entity)
+        for entity in deletion_order(plan.phase)
+        if not entity.target_table.startswith("public.")
+    }
+    details = {"backup_id": point.backup_id, "note": note, "deleted_outside_public": outside}
+    runs = _finish(target_dsn, actor, "restore", plan, details)
     return {**plan.to_xcom(), "backup_id": point.backup_id, "runs_rolled_back": len(runs)}
 
 
