@@ -78,3 +78,124 @@ def test_every_target_row_is_queued_and_embedded_once(migrated: Migrated) -> Non
 
 PHASE_5_VECTORS = {e.embedding.queue_entity: e.embedding.vectors_table
                    for e in PHASE_5.entities if e.embedding}
+
+
+def test_a_rerun_queues_and_embeds_nothing(migrated: Migrated) -> None:
+    run = run_phase(migrated.legacy, migrated.target, PHASE_5, "p5-rerun")
+    loaded = _rows(
+        migrated.target,
+        "select entity, inserted_rows, updated_rows from migration.checkpoints "
+        "where run_id = %s order by entity",
+        (run.run_id,),
+    )
+    assert loaded == [(f"embed_{e}", 0, 0) for e in sorted(PARENTS)]
+    assert _one(
+        migrated.target,
+        "select count(*) from migration.embedding_queue where updated_at > "
+        "(select started_at from migration.runs where run_id = %s)",
+        (run.run_id,),
+    ) == 0
+
+
+def _message(target: str, legacy_record_id: int) -> tuple[Any, str]:
+    return _rows(
+        target,
+        "select id, content from public.messages where legacy_record_id = %s",
+        (legacy_record_id,),
+    )[0]
+
+
+def test_a_changed_text_is_requeued_by_the_trigger_and_chunked(migrated: Migrated) -> None:
+    from migration_ops.ai import text as texts
+
+    row_id, _ = _message(migrated.target, 7)
+    long_text = " ".join(f"aligner{n} stage{n % 13}" for n in range(400))  # 7,179 characters
+    with connect(migrated.target) as conn:
+        conn.execute("update public.messages set content = %s where id = %s", (long_text, row_id))
+    queued = _rows(
+        migrated.target,
+        "select status, content_hash, attempts from migration.embedding_queue "
+        "where entity = 'messages' and row_id = %s",
+        (row_id,),
+    )
+    assert queued == [("pending", texts.content_hash(long_text), 0)]
+    assert _one(migrated.target, "select count(*) from migration.embedding_queue "
+                "where status = 'pending'") == 1, "only the changed row"
+    stats = queue.process_queue(migrated.target, EMBEDDINGS["messages"], HashingProvider())
+    assert (stats.embedded_rows, stats.chunks, stats.batches) == (1, 5, 1)
+    assert [len(c) for c in texts.chunks(long_text)] == [1995, 1993, 1997, 1994, 799]
+    assert _rows(
+        migrated.target,
+        "select chunk_no from public.message_embeddings where row_id = %s order by 1",
+        (row_id,),
+    ) == [(0,), (1,), (2,), (3,), (4,)]
+
+
+def _unique_message(target: str) -> tuple[int, str]:
+    """The first message whose text no other message has (the sandbox repeats templates)."""
+    return _rows(
+        target,
+        "select min(legacy_record_id), content from public.messages where content is not null "
+        "and legacy_record_id is not null group by content having count(*) = 1 order by 1 limit 1",
+    )[0]
+
+
+def test_search_finds_the_message_and_uses_the_hnsw_index(migrated: Migrated) -> None:
+    legacy_id, content = _unique_message(migrated.target)
+    hits = search.search(migrated.target, "messages", content, HashingProvider(), k=5)
+    assert len(hits) == 5
+    assert hits[0].legacy_id == legacy_id and hits[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert all(h.similarity < 0.999 for h in hits[1:]), "one exact match only"
+    assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
+    with connect(migrated.target) as conn:
+        queue.use_vector(conn)
+        conn.execute("set local enable_seqscan = off")  # a tiny table: force the planner's hand
+        vector = queue.vector_literal(HashingProvider().embed([content])[0])
+        plan = "\n".join(r[0] for r in conn.execute(
+            "explain select row_id from public.message_embeddings "
+            "order by embedding <=> %s::vector(1024) limit 5", (vector,)
+        ).fetchall())
+    assert "Index Scan using message_embeddings_hnsw on message_embeddings" in plan
+
+
+def test_match_function_respects_rls(migrated: Migrated) -> None:
+    _, content = _unique_message(migrated.target)
+    vector = queue.vector_literal(HashingProvider().embed([content])[0])
+    counted = {}
+    for role in ("authenticated", "service_role"):
+        with connect(migrated.target) as conn:
+            queue.use_vector(conn)
+            conn.execute(f"set local role {role}")
+            counted[role] = conn.execute(
+                "select count(*) from public.match_messages(%s::vector(1024), 0.0, 5)", (vector,)
+            ).fetchone()[0]
+    assert counted == {"authenticated": 0, "service_role": 5}
+
+
+def test_a_throttled_row_is_dead_lettered_after_three_attempts(
+    migrated: Migrated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migration_ops.ai.providers import BedrockTitanProvider
+    from migration_ops.local_bedrock import LocalBedrockServer
+
+    row_id, _ = _message(migrated.target, 9)
+    with connect(migrated.target) as conn:
+        conn.execute("update public.messages set content = 'THROTTLE-ME please' where id = %s",
+                      (row_id,))
+    with LocalBedrockServer() as server:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_BEDROCK", server.connection())
+        server.throttle(marker="THROTTLE-ME")
+        stats = queue.process_queue(
+            migrated.target, EMBEDDINGS["messages"], BedrockTitanProvider.from_connection(),
+            backoff_seconds=0.05,
+        )
+    assert server.calls == {"throttled": 9}, "3 queue attempts x 3 botocore calls"
+    assert (stats.failed_attempts, stats.dead_rows, stats.embedded_rows) == (3, 1, 0)
+    assert _rows(
+        migrated.target,
+        "select status, attempts, last_error_class from migration.embedding_queue "
+        "where entity = 'messages' and row_id = %s", (row_id,),
+    ) == [("dead", 3, "ThrottlingException")]
+
+
+EMBEDDINGS = {e.embedding.queue_entity: e.embedding for e in PHASE_5.entities if e.embedding}

@@ -143,17 +143,20 @@ begin
                 'where q.entity = $1 and q.row_id = o.id' using tg_argv[0];
         return null;
     end if;
-    execute $q$
+    -- joined back to the table: its row type picks the entity's builder (the transition
+    -- table's rows are anonymous records), and an after-statement trigger sees the new rows.
+    execute format($q$
         insert into migration.embedding_queue as q (entity, row_id, source_key, content_hash)
-        select $1, n.id, migration.embedding_source_key(n),
-               md5(coalesce(migration.embedding_text(n), ''))
+        select $1, p.id, migration.embedding_source_key(p),
+               md5(coalesce(migration.embedding_text(p), ''))
         from new_rows as n
+        join %s as p on p.id = n.id
         on conflict (entity, row_id) do update
         set content_hash = excluded.content_hash, source_key = excluded.source_key,
             status = 'pending', attempts = 0, next_attempt_at = now(), last_error_class = null,
             updated_at = now()
         where q.content_hash is distinct from excluded.content_hash
-    $q$ using tg_argv[0];
+    $q$, tg_relid::regclass) using tg_argv[0];
     return null;
 end
 $$;
@@ -181,11 +184,12 @@ declare
 begin
     for e in
         select * from (values
-            ('messages', 'public.messages', 'message_embeddings'),
-            ('orders', 'public.orders', 'order_embeddings'),
-            ('profiles', 'public.profiles', 'profile_embeddings'),
-            ('projects', 'public.projects', 'project_embeddings')
-        ) as v (entity, parent, vectors)
+            ('messages', 'public.messages', 'message_embeddings',
+             'coalesce(p.legacy_record_id, -p.legacy_comment_id)'),
+            ('orders', 'public.orders', 'order_embeddings', 'p.legacy_instruction_id'),
+            ('profiles', 'public.profiles', 'profile_embeddings', 'p.legacy_user_id'),
+            ('projects', 'public.projects', 'project_embeddings', 'p.legacy_project_id')
+        ) as v (entity, parent, vectors, legacy_id)
     loop
         execute format(
             'create table if not exists migration.%I partition of migration.embedding_queue '
@@ -223,7 +227,8 @@ begin
             'using (exists (select 1 from %s as p where p.id = row_id))',
             e.vectors || '_select_authenticated', e.vectors, e.parent);
         -- semantic search as Supabase users call it (supabase.rpc('match_messages', ...)):
-        -- security invoker, so RLS of the vectors and of the parent rows applies.
+        -- security invoker, so RLS of the vectors and of the parent rows applies; the legacy id
+        -- is computed inline (API roles have no access to schema migration).
         execute format($f$
             create or replace function public.%I(
                 query_embedding vector, match_threshold float, match_count int
@@ -237,12 +242,12 @@ begin
                     order by v.embedding <=> query_embedding
                     limit least(match_count, 200) * 4
                 )
-                select p.id, migration.embedding_source_key(p), max(n.similarity)
+                select p.id, (%s)::bigint, max(n.similarity)
                 from nearest as n join %s as p on p.id = n.row_id
                 group by p.id
                 order by max(n.similarity) desc, p.id
                 limit least(match_count, 200)
-            $body$ $f$, 'match_' || e.entity, e.vectors, e.parent);
+            $body$ $f$, 'match_' || e.entity, e.vectors, e.legacy_id, e.parent);
         execute format('revoke all on function public.%I(vector, float, int) from anon',
             'match_' || e.entity);
         -- the enqueue triggers: statement level (set-based for bulk syncs), created disabled.
