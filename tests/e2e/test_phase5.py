@@ -199,3 +199,82 @@ def test_a_throttled_row_is_dead_lettered_after_three_attempts(
 
 
 EMBEDDINGS = {e.embedding.queue_entity: e.embedding for e in PHASE_5.entities if e.embedding}
+
+
+KILLED_WORKER = """
+import sys, time
+from include.entities import get_phase
+from migration_ops.ai import queue
+from migration_ops.ai.providers import HashingProvider
+
+class Slow(HashingProvider):
+    def embed(self, texts):
+        time.sleep(0.01 * len(texts))
+        return super().embed(texts)
+
+spec = {e.name: e.embedding for e in get_phase(5).entities}["embed_messages"]
+queue.process_queue(sys.argv[1], spec, Slow(), batch_size=40, workers=2)
+"""
+
+
+def _vector_counts(target: str) -> tuple[int, int, int]:
+    """(vector rows, vector rows of done queue rows, vector rows of pending queue rows)."""
+    return _rows(
+        target,
+        "select count(*), count(*) filter (where q.status = 'done'), "
+        "count(*) filter (where q.status = 'pending') from public.message_embeddings as v "
+        "join migration.embedding_queue as q on q.entity = 'messages' and q.row_id = v.row_id",
+    )[0]
+
+
+def _expected_chunks(target: str, status: str | None = None) -> int:
+    from migration_ops.ai import text as texts
+
+    rows = _rows(
+        target,
+        "select migration.embedding_text(m) from public.messages as m "
+        "join migration.embedding_queue as q on q.entity = 'messages' and q.row_id = m.id "
+        "where %s::text is null or q.status = %s",
+        (status, status),
+    )
+    return sum(len(texts.chunks(text)) for (text,) in rows)
+
+
+def test_a_killed_queue_worker_loses_and_duplicates_nothing(migrated: Migrated) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with connect(migrated.target) as conn:
+        conn.execute("delete from public.message_embeddings")
+        conn.execute(
+            "update migration.embedding_queue set status = 'pending', attempts = 0, "
+            "next_attempt_at = now(), embedded_hash = null where entity = 'messages'"
+        )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    worker = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, migrated.target], env=env)
+    done = 0
+    deadline = time.monotonic() + 60
+    while done < 80 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        done = _one(migrated.target, "select count(*) from migration.embedding_queue "
+                    "where entity = 'messages' and status = 'done'")
+    time.sleep(0.2)  # inside a later batch
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert worker.returncode == -signal.SIGKILL
+    done = _one(migrated.target, "select count(*) from migration.embedding_queue "
+                "where entity = 'messages' and status = 'done'")
+    assert done % 40 == 0 and 80 <= done < 855, "whole batches only"
+    total, of_done, of_pending = _vector_counts(migrated.target)
+    assert of_pending == 0 and total == of_done == _expected_chunks(migrated.target, "done")
+
+    stats = queue.process_queue(migrated.target, EMBEDDINGS["messages"], HashingProvider())
+    assert stats.embedded_rows == 855 - done and stats.dead_rows == 0
+    assert _rows(migrated.target, "select status, count(*) from migration.embedding_queue "
+                 "where entity = 'messages' group by 1") == [("done", 855)]
+    total, of_done, _ = _vector_counts(migrated.target)
+    assert total == of_done == _expected_chunks(migrated.target) == 859
+    assert _one(migrated.target, "select count(distinct row_id) from public.message_embeddings") == 855
