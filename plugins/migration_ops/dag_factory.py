@@ -283,6 +283,19 @@ def embed(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     return embed_step(_dsns()[1], _run(run), get_entity(entity_name))
 
 
+@task
+def dify(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Dify (phase 5)
+
+    When the `dify_knowledge` connection exists: one knowledge base per entity (created if
+    absent), one document per row by text (created, updated on a changed hash, deleted when the
+    row is gone), indexing polled until completed or error. Skipped without the connection.
+    """
+    from migration_ops.pipeline import dify_step
+
+    return dify_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
 #: An entity's steps after the phase's extract.
 STEPS = (
     ("transform", transform),
@@ -301,7 +314,7 @@ def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
         steps = (*steps[:at], ("copy_objects", copy_objects), *steps[at:])
     if entity.embedding is not None:
         at = [name for name, _ in steps].index("checkpoint")
-        steps = (*steps[:at], ("embed", embed), *steps[at:])
+        steps = (*steps[:at], ("embed", embed), ("dify", dify), *steps[at:])
     return steps
 
 

@@ -165,6 +165,27 @@ def embed_step(
     return dict(vars(stats))
 
 
+def dify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+    """Phase 5: sync the entity's Dify knowledge base when ``dify_knowledge`` is configured.
+
+    Without the connection the step does nothing and says so in its counts (``skipped``).
+    """
+    from migration_ops.ai import dify, dify_sync
+
+    assert entity.embedding is not None, f"{entity.name} has no embedding spec"
+    with errors_without_values(entity.name, "dify"):
+        guard(target_dsn, run, entity)
+        configured = dify.configured_client()
+        if configured is None:
+            return {"skipped": 1}
+        client, settings = configured
+        try:
+            stats = dify_sync.sync_entity(target_dsn, entity.embedding, client, settings)
+        finally:
+            client.close()
+    return dict(vars(stats))
+
+
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Reconcile the entity (source = loaded + merged + quarantined) and drop its staging."""
     with errors_without_values(entity.name, "checkpoint"):
@@ -193,4 +214,5 @@ def run_entity(
     load_step(target_dsn, run, entity, legacy_dsn=legacy_dsn)
     if entity.embedding is not None:
         embed_step(target_dsn, run, entity)
+        dify_step(target_dsn, run, entity)
     return checkpoint_step(target_dsn, run, entity)

@@ -243,6 +243,8 @@ def delete_entity_rows(target_dsn: str, entity: EntitySpec) -> int:
         if not _table_exists(conn, entity.target_table):
             return 0
         _rollback_settings(conn, entity)
+        if entity.embedding is not None:
+            _delete_dify_documents(target_dsn, entity)
         for path in entity.rollback.before_sql:
             run_sql_file(conn, path)
         deleted = conn.execute(
@@ -250,6 +252,21 @@ def delete_entity_rows(target_dsn: str, entity: EntitySpec) -> int:
         ).rowcount
     log.info("rollback: %s: %d rows deleted", entity.name, deleted)
     return deleted
+
+
+def _delete_dify_documents(target_dsn: str, entity: EntitySpec) -> None:
+    """Phase 5: delete the entity's Dify documents (when Dify is configured) before its rows."""
+    from migration_ops.ai import dify, dify_sync
+
+    configured = dify.configured_client()
+    if configured is None or entity.embedding is None:
+        return
+    client, _ = configured
+    try:
+        deleted = dify_sync.delete_all(target_dsn, entity.embedding, client)
+    finally:
+        client.close()
+    log.info("rollback: %s: %d Dify documents deleted", entity.name, deleted)
 
 
 def delete_phase_rows(

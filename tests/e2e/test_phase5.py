@@ -278,3 +278,77 @@ def test_a_killed_queue_worker_loses_and_duplicates_nothing(migrated: Migrated) 
     total, of_done, _ = _vector_counts(migrated.target)
     assert total == of_done == _expected_chunks(migrated.target) == 859
     assert _one(migrated.target, "select count(distinct row_id) from public.message_embeddings") == 855
+
+
+def test_dify_documents_follow_the_rows(migrated: Migrated) -> None:
+    from migration_ops.ai import dify_sync
+    from migration_ops.ai.dify import DifyKnowledgeClient, KnowledgeSettings
+    from migration_ops.local_dify import LocalDifyServer
+
+    spec = EMBEDDINGS["profiles"]
+    profiles = _one(migrated.target, "select count(*) from public.profiles")
+    with LocalDifyServer(polls_to_complete=1) as server:
+        client = DifyKnowledgeClient(server.url, "dataset-local-key", sleep=lambda _: None)
+        first = dify_sync.sync_entity(migrated.target, spec, client, KnowledgeSettings())
+        assert (first.created, first.updated, first.deleted, first.indexed) == (
+            profiles, 0, 0, profiles)
+        posts = server.state.requests["POST"]
+        again = dify_sync.sync_entity(migrated.target, spec, client, KnowledgeSettings())
+        assert vars(again) == {"created": 0, "updated": 0, "deleted": 0, "indexed": 0,
+                               "indexing_errors": 0}
+        assert server.state.requests["POST"] == posts, "a rerun creates nothing"
+
+        row_id, legacy_user_id = _rows(
+            migrated.target,
+            "select id, legacy_user_id from public.profiles order by legacy_user_id limit 1")[0]
+        with connect(migrated.target) as conn:
+            conn.execute("update public.profiles set first_name = 'Renamed' where id = %s",
+                         (row_id,))
+            conn.execute(
+                "insert into public.profiles (legacy_user_id, username, first_name) "
+                "values (990001, 'app.user', 'Transient')"
+            )
+        changed = dify_sync.sync_entity(migrated.target, spec, client, KnowledgeSettings())
+        assert (changed.created, changed.updated, changed.deleted) == (1, 1, 0)
+        document = _one(migrated.target, "select document_id from migration.dify_documents "
+                        "where entity = 'profiles' and legacy_id = %s", (legacy_user_id,))
+        assert "Renamed" in server.state.documents[document]["text"]
+        with connect(migrated.target) as conn:
+            conn.execute("delete from public.profiles where legacy_user_id = 990001")
+        removed = dify_sync.sync_entity(migrated.target, spec, client, KnowledgeSettings())
+        assert (removed.created, removed.updated, removed.deleted) == (0, 0, 1)
+        assert len(server.state.documents) == profiles
+        assert _one(migrated.target, "select count(*) from migration.dify_documents") == profiles
+        assert server.violations == []
+
+
+def test_phase_5_rollback_clears_exactly_what_it_made(
+    migrated: Migrated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migration_ops import rollback
+    from migration_ops.ai import dify_sync
+    from migration_ops.ai.dify import DifyKnowledgeClient, KnowledgeSettings
+    from migration_ops.local_dify import LocalDifyServer
+    from tests.e2e.fingerprint import fingerprints
+
+    vectors = set(PHASE_5_VECTORS.values())
+    with LocalDifyServer(polls_to_complete=1) as server:
+        client = DifyKnowledgeClient(server.url, "dataset-local-key", sleep=lambda _: None)
+        synced = dify_sync.sync_entity(
+            migrated.target, EMBEDDINGS["projects"], client, KnowledgeSettings()
+        )
+        assert synced.created == 670
+        monkeypatch.setenv("AIRFLOW_CONN_DIFY_KNOWLEDGE", server.connection())
+        before = {t: f for t, f in fingerprints(migrated.target).items() if t not in vectors}
+        result = rollback.roll_back(migrated.target, 5, mode="delete", actor="pytest",
+                                    confirm="5")
+        assert server.state.documents == {}, "every Dify document of phase 5 deleted"
+    after = fingerprints(migrated.target)
+    assert {t: f for t, f in after.items() if t not in vectors} == before
+    assert all(after[t][0] == 0 for t in vectors)
+    assert result["deleted"] == {"embed_projects": 670, "embed_messages": 855, "embed_orders": 250, "embed_profiles": 102}
+    assert _one(migrated.target, "select count(*) from migration.embedding_queue") == 0
+    assert _one(migrated.target, "select count(*) from migration.dify_documents") == 0
+    assert _rows(migrated.target, "select distinct tgenabled from pg_trigger "
+                 "where tgname like 'embedding_enqueue_%'") == [("D",)]
+    assert runs.latest_run_status(migrated.target, 5) == "rolled_back"
