@@ -51,8 +51,9 @@ fmt: $(STAMP) ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP) ## benchmark at scale 1.0 (prints rows/s beside raw binary COPY)
+bench: $(STAMP) ## benchmark at scale 1.0 (rows/s beside raw binary COPY; phase 5 queue texts/s, search latency)
 	$(PY) scripts/bench.py --scale $${SCALE:-1.0}
+	$(PY) scripts/bench_ai.py --scale $${SCALE:-1.0}
 
 db-up: $(STAMP) ## start the embedded PostgreSQL and print the env exports for it
 	$(PY) -m migration_ops.local_env up

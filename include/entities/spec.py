@@ -133,7 +133,7 @@ class DirectColumn:
 class EmbeddingSpec:
     """Phase 5: after the load (which enqueued the rows), embed the entity's queue.
 
-    The embed step (:mod:`migration_ops.ai.queue`) reads pending rows of the queue partition,
+    The embed step (:mod:`migration_ops.ai.embed_queue`) reads pending rows of the queue partition,
     builds each row's text with ``migration.embedding_text(<parent row>)`` (the documented
     builders of ``target/500_phase5_ai.sql``), chunks it, embeds it with the configured
     provider and writes ``vectors_table``.

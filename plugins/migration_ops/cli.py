@@ -6,7 +6,10 @@
 ``airflow`` the same environment, then ``airflow standalone`` (UI on port 8080).
 ``migrate`` run every phase DAG in order with ``airflow dags test`` against the
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
-            exit non-zero at the first phase that does not validate.
+            exit non-zero at the first phase that does not validate. Phase 5 (AI) runs only
+            when ``MIGRATION_EMBEDDING_PROVIDER`` is set, and says so when it is not.
+``search``  ``--entity messages --query TEXT --k 5``: semantic search with the configured
+            provider, printed as legacy id and similarity (never text).
 
 When the Airflow connections or metadata database are not set in the environment, the
 embedded databases are used; values the user set are never overridden.
@@ -23,9 +26,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migration_ops import local_env
 from migration_ops.settings import local_dir
+
+if TYPE_CHECKING:
+    from include.entities.spec import PhaseSpec
 
 #: Port of the Storage stand-in for the demo and the local UI (Supabase's local default).
 STORAGE_PORT = 54321
@@ -85,6 +92,8 @@ def migrate(through: int | None = None) -> int:
     for phase in PHASES:
         if through is not None and phase.number > through:
             break
+        if _needs_provider(phase) and not _provider_configured(phase):
+            break
         started = time.monotonic()
         log_path = local_dir() / "logs" / f"{phase.dag_id}.log"
         print(f"phase {phase.number} ({phase.dag_id}) ... ", end="", flush=True)
@@ -104,6 +113,48 @@ def migrate(through: int | None = None) -> int:
         print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
         print(f"reports: {report}\n")
     return 0
+
+
+def _needs_provider(phase: PhaseSpec) -> bool:
+    return any(entity.embedding is not None for entity in phase.entities)
+
+
+def _provider_configured(phase: PhaseSpec) -> bool:
+    """Phase 5 embeds: it runs only with a provider chosen on purpose (no silent default)."""
+    from migration_ops.ai.providers import PROVIDER_SETTING, provider_setting
+
+    name = provider_setting()
+    if name:
+        print(f"phase {phase.number}: embedding provider {name}")
+        return True
+    print(
+        f"phase {phase.number} ({phase.dag_id}) not started: no embedding provider configured. "
+        f"Set {PROVIDER_SETTING} to bedrock, local or hashing (environment variable or Airflow "
+        "Variable) and run `make migrate` again."
+    )
+    return False
+
+
+def search(entity: str, query: str, k: int) -> int:
+    """Print the top ``k`` matches of ``query`` as legacy id and similarity (never text)."""
+    from migration_ops.ai import search as semantic
+    from migration_ops.ai.providers import configured_provider
+    from migration_ops.connections import env_dsn
+
+    hits = semantic.search(env_dsn("supabase_db"), entity, query, configured_provider(), k=k)
+    print(f"{'legacy_id':>10}  similarity")
+    for hit in hits:
+        print(f"{hit.legacy_id!s:>10}  {hit.similarity:.4f}")
+    return 0
+
+
+#: What ``make demo`` asks the migrated messages at the end (answered by ids, not text).
+DEMO_QUESTION = "Which messages ask to rescan the upper molar?"
+
+
+def _demo_search() -> None:
+    print(f"semantic search over the migrated messages: {DEMO_QUESTION!r}")
+    search("messages", DEMO_QUESTION, 5)
 
 
 def _latest_run_id(target_dsn: str, phase_number: int) -> str:
@@ -164,9 +215,14 @@ def _local_storage(legacy: str, media: Path) -> Iterator[None]:
 def demo(scale: float, seed: int) -> int:
     """Whole migration on the embedded default, sandbox built once and reused."""
     _prepare_environment(force_embedded=True)
+    # the demo's provider: deterministic and offline (production sets its own, see migrate).
+    os.environ.setdefault("MIGRATION_EMBEDDING_PROVIDER", "hashing")
     legacy, media = _sandbox(scale, seed)
     with _local_storage(legacy, media):
-        return migrate()
+        code = migrate()
+    if code == 0:
+        _demo_search()
+    return code
 
 
 def airflow(scale: float, seed: int) -> int:
@@ -203,7 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     migrate_parser.add_argument(
         "--through", type=int, default=None, help="stop after this phase (default: all)"
     )
+    search_parser = sub.add_parser(
+        "search", help="semantic search: top matches as legacy id and similarity, no text"
+    )
+    search_parser.add_argument("--entity", required=True)
+    search_parser.add_argument("--query", required=True)
+    search_parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.command == "search":
+        _prepare_environment(force_embedded=False)
+        return search(args.entity, args.query, args.k)
     if args.command == "demo":
         return demo(args.scale, args.seed)
     if args.command == "airflow":

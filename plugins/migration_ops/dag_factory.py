@@ -306,9 +306,12 @@ STEPS = (
 
 
 def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
-    """The entity's steps in order: an object copy goes between validate and load, an embed
-    step (phase 5) between load and checkpoint."""
-    steps = STEPS
+    """The entity's steps in order, with the optional ones where they belong.
+
+    An object copy goes between validate and load; phase 5's embed and Dify steps between load
+    and checkpoint.
+    """
+    steps: tuple[tuple[str, Any], ...] = STEPS
     if entity.object_copy is not None:
         at = [name for name, _ in steps].index("load")
         steps = (*steps[:at], ("copy_objects", copy_objects), *steps[at:])

@@ -91,21 +91,30 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = None
-        problem = "malformed JSON body" if not isinstance(body, dict) else _validate(unquote(parts[1]), body)
+        problem = (
+            "malformed JSON body"
+            if not isinstance(body, dict)
+            else _validate(unquote(parts[1]), body)
+        )
         if problem:
             state.calls["invalid"] += 1
             self._send(400, {"message": problem}, "ValidationException")
             return
         assert isinstance(body, dict)
         with state.lock:
-            marked = state.throttle_marker is not None and state.throttle_marker in body["inputText"]
+            marked = (
+                state.throttle_marker is not None and state.throttle_marker in body["inputText"]
+            )
             throttled = marked or state.throttle_next > 0
             if state.throttle_next > 0 and not marked:
                 state.throttle_next -= 1
             state.calls["throttled" if throttled else "ok"] += 1
         if throttled:
-            self._send(429, {"message": "Too many requests, please wait before trying again."},
-                       "ThrottlingException")
+            self._send(
+                429,
+                {"message": "Too many requests, please wait before trying again."},
+                "ThrottlingException",
+            )
             return
         self._send(200, _embedding(state, body))
 
@@ -159,12 +168,14 @@ class LocalBedrockServer:
 
     def connection(self) -> str:
         """An ``AIRFLOW_CONN_AWS_BEDROCK`` value (JSON) pointing the hook at this server."""
-        return json.dumps({
-            "conn_type": "aws",
-            "login": "local-access-key",
-            "password": "local-secret-key",
-            "extra": {"region_name": "us-east-1", "endpoint_url": self.url},
-        })
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "local-access-key",
+                "password": "local-secret-key",
+                "extra": {"region_name": "us-east-1", "endpoint_url": self.url},
+            }
+        )
 
     def __enter__(self) -> LocalBedrockServer:
         self._thread.start()

@@ -41,30 +41,43 @@ RATE_LIMIT_MESSAGE = (
 _PROCESS_RULE = {
     "type": "object",
     "required": ["mode"],
-    "properties": {"mode": {"enum": ["automatic", "custom", "hierarchical"]},
-                   "rules": {"type": "object"}},
+    "properties": {
+        "mode": {"enum": ["automatic", "custom", "hierarchical"]},
+        "rules": {"type": "object"},
+    },
 }
 _RETRIEVAL_MODEL = {
     "type": "object",
     "required": ["search_method", "reranking_enable", "top_k", "score_threshold_enabled"],
     "properties": {
-        "search_method": {"enum": ["keyword_search", "semantic_search", "full_text_search",
-                                   "hybrid_search"]},
+        "search_method": {
+            "enum": ["keyword_search", "semantic_search", "full_text_search", "hybrid_search"]
+        },
         "reranking_enable": {"type": "boolean"},
         "reranking_mode": {"enum": ["reranking_model", "weighted_score", None]},
-        "reranking_model": {"type": "object", "properties": {
-            "reranking_provider_name": {"type": "string"},
-            "reranking_model_name": {"type": "string"}}},
+        "reranking_model": {
+            "type": "object",
+            "properties": {
+                "reranking_provider_name": {"type": "string"},
+                "reranking_model_name": {"type": "string"},
+            },
+        },
         "top_k": {"type": "integer"},
         "score_threshold_enabled": {"type": "boolean"},
         "score_threshold": {"type": ["number", "null"]},
-        "weights": {"type": ["object", "null"], "properties": {
-            "weight_type": {"enum": ["semantic_first", "keyword_first", "customized"]}}},
+        "weights": {
+            "type": ["object", "null"],
+            "properties": {
+                "weight_type": {"enum": ["semantic_first", "keyword_first", "customized"]}
+            },
+        },
     },
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
     "create_dataset": {
-        "type": "object", "required": ["name"], "additionalProperties": False,
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 40},
             "description": {"type": "string", "maxLength": 400},
@@ -77,25 +90,33 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "create_document": {
-        "type": "object", "required": ["name", "text"], "additionalProperties": False,
+        "type": "object",
+        "required": ["name", "text"],
+        "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "minLength": 1}, "text": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "minLength": 1},
+            "text": {"type": "string", "minLength": 1},
             "indexing_technique": {"enum": ["high_quality", "economy"]},
             "doc_form": {"enum": ["text_model", "hierarchical_model", "qa_model"]},
-            "doc_language": {"type": "string"}, "process_rule": _PROCESS_RULE,
-            "retrieval_model": _RETRIEVAL_MODEL, "embedding_model": {"type": "string"},
+            "doc_language": {"type": "string"},
+            "process_rule": _PROCESS_RULE,
+            "retrieval_model": _RETRIEVAL_MODEL,
+            "embedding_model": {"type": "string"},
             "embedding_model_provider": {"type": "string"},
             "original_document_id": {"type": "string"},
         },
     },
     "update_document": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "dependentRequired": {"text": ["name"]},
         "properties": {
-            "name": {"type": "string", "minLength": 1}, "text": {"type": "string", "minLength": 1},
+            "name": {"type": "string", "minLength": 1},
+            "text": {"type": "string", "minLength": 1},
             "process_rule": _PROCESS_RULE,
             "doc_form": {"enum": ["text_model", "hierarchical_model", "qa_model"]},
-            "doc_language": {"type": "string"}, "retrieval_model": _RETRIEVAL_MODEL,
+            "doc_language": {"type": "string"},
+            "retrieval_model": _RETRIEVAL_MODEL,
         },
     },
 }
@@ -128,63 +149,91 @@ class DifyState:
         self.failing_names: set[str] = set()
 
     def check(self, schema: str, body: Any) -> None:
-        errors = sorted(jsonschema.Draft202012Validator(SCHEMAS[schema]).iter_errors(body),
-                        key=str)
+        """Validate a request body; a violation is recorded and answered 400 invalid_param."""
+        errors = sorted(jsonschema.Draft202012Validator(SCHEMAS[schema]).iter_errors(body), key=str)
         if errors:
             self.violations.append(f"{schema}: {errors[0].message[:200]}")
             raise _error(400, "invalid_param", errors[0].message[:200])
 
     def dataset(self, dataset_id: str) -> dict[str, Any]:
+        """The knowledge base, or Dify's 404."""
         if dataset_id not in self.datasets:
             raise _error(404, "not_found", "Dataset not found.")
         return self.datasets[dataset_id]
 
     def new_batch(self, document_id: str) -> str:
+        """A new indexing batch of the document (Dify returns one per create and update)."""
         batch = uuid.uuid4().hex[:20]
         self.batches[batch] = {"document": document_id, "polls": 0}
         return batch
 
     def document_body(self, document_id: str, status: str = "waiting") -> dict[str, Any]:
+        """A ``Document`` as Dify answers it (no text)."""
         doc = self.documents[document_id]
-        return {"id": document_id, "position": 1, "data_source_type": "upload_file",
-                "name": doc["name"], "created_from": "api", "indexing_status": status,
-                "enabled": True, "archived": False, "display_status": "queuing",
-                "word_count": len(doc["text"].split()), "doc_form": "text_model"}
+        return {
+            "id": document_id,
+            "position": 1,
+            "data_source_type": "upload_file",
+            "name": doc["name"],
+            "created_from": "api",
+            "indexing_status": status,
+            "enabled": True,
+            "archived": False,
+            "display_status": "queuing",
+            "word_count": len(doc["text"].split()),
+            "doc_form": "text_model",
+        }
 
 
-def _route(state: DifyState, method: str, parts: list[str], query: dict[str, list[str]],
-           body: Any) -> tuple[int, dict[str, Any] | None]:
+def _route(
+    state: DifyState, method: str, parts: list[str], query: dict[str, list[str]], body: Any
+) -> tuple[int, dict[str, Any] | None]:
     """Dispatch one authorised request; raises :class:`_Answer` for errors."""
     if parts == ["datasets"] and method == "GET":
         keyword = (query.get("keyword") or [""])[0]
         page, limit = int((query.get("page") or ["1"])[0]), int((query.get("limit") or ["20"])[0])
         found = [d for d in state.datasets.values() if keyword in d["name"]]
         start = (page - 1) * min(limit, 100)
-        data = found[start:start + min(limit, 100)]
-        return 200, {"data": data, "has_more": start + len(data) < len(found),
-                     "limit": limit, "total": len(found), "page": page}
+        data = found[start : start + min(limit, 100)]
+        return 200, {
+            "data": data,
+            "has_more": start + len(data) < len(found),
+            "limit": limit,
+            "total": len(found),
+            "page": page,
+        }
     if parts == ["datasets"] and method == "POST":
         state.check("create_dataset", body)
         if any(d["name"] == body["name"] for d in state.datasets.values()):
             raise _error(409, "dataset_name_duplicate", "The dataset name already exists.")
         dataset_id = str(uuid.uuid4())
         state.datasets[dataset_id] = {
-            "id": dataset_id, "name": body["name"], "description": None, "provider": "vendor",
-            "permission": body.get("permission", "only_me"), "data_source_type": None,
+            "id": dataset_id,
+            "name": body["name"],
+            "description": None,
+            "provider": "vendor",
+            "permission": body.get("permission", "only_me"),
+            "data_source_type": None,
             "indexing_technique": body.get("indexing_technique"),
             "embedding_model": body.get("embedding_model"),
             "embedding_model_provider": body.get("embedding_model_provider"),
-            "retrieval_model_dict": body.get("retrieval_model"), "document_count": 0,
+            "retrieval_model_dict": body.get("retrieval_model"),
+            "document_count": 0,
         }
         return 200, state.datasets[dataset_id]
     if len(parts) == 4 and parts[2:] == ["document", "create-by-text"] and method == "POST":
         state.dataset(parts[1])
         state.check("create_document", body)
         document_id = str(uuid.uuid4())
-        state.documents[document_id] = {"dataset": parts[1], "name": body["name"],
-                                        "text": body["text"]}
-        return 200, {"document": state.document_body(document_id),
-                     "batch": state.new_batch(document_id)}
+        state.documents[document_id] = {
+            "dataset": parts[1],
+            "name": body["name"],
+            "text": body["text"],
+        }
+        return 200, {
+            "document": state.document_body(document_id),
+            "batch": state.new_batch(document_id),
+        }
     if len(parts) == 5 and parts[2] == "documents" and parts[4] == "update-by-text":
         state.dataset(parts[1])
         state.check("update_document", body)
@@ -200,12 +249,24 @@ def _route(state: DifyState, method: str, parts: list[str], query: dict[str, lis
             raise _error(404, "not_found", "Documents not found.")
         batch["polls"] += 1
         doc = state.documents.get(batch["document"], {"name": ""})
-        status = ("error" if doc["name"] in state.failing_names
-                  else "completed" if batch["polls"] >= state.polls_to_complete else "indexing")
-        return 200, {"data": [{"id": batch["document"], "indexing_status": status,
-                               "completed_segments": 1 if status == "completed" else 0,
-                               "total_segments": 1,
-                               "error": "indexing failed" if status == "error" else None}]}
+        status = (
+            "error"
+            if doc["name"] in state.failing_names
+            else "completed"
+            if batch["polls"] >= state.polls_to_complete
+            else "indexing"
+        )
+        return 200, {
+            "data": [
+                {
+                    "id": batch["document"],
+                    "indexing_status": status,
+                    "completed_segments": 1 if status == "completed" else 0,
+                    "total_segments": 1,
+                    "error": "indexing failed" if status == "error" else None,
+                }
+            ]
+        }
     if len(parts) == 4 and parts[2] == "documents" and method == "DELETE":
         state.dataset(parts[1])
         doc = state.documents.get(parts[3])
@@ -302,8 +363,14 @@ class LocalDifyServer:
 
     def connection(self, **extra: Any) -> str:
         """An ``AIRFLOW_CONN_DIFY_KNOWLEDGE`` value (JSON) for this server."""
-        return json.dumps({"conn_type": "http", "host": self.url, "password": self.state.api_key,
-                           "extra": {"rate_limit_wait": 0.01, **extra}})
+        return json.dumps(
+            {
+                "conn_type": "http",
+                "host": self.url,
+                "password": self.state.api_key,
+                "extra": {"rate_limit_wait": 0.01, **extra},
+            }
+        )
 
     def __enter__(self) -> LocalDifyServer:
         self._thread.start()

@@ -153,13 +153,13 @@ def embed_step(
     Every queued row ends done (embedded, unchanged or without text) or dead-lettered; the
     counts go to the task's return value, never a text.
     """
-    from migration_ops.ai import providers, queue
+    from migration_ops.ai import embed_queue, providers
 
     assert entity.embedding is not None, f"{entity.name} has no embedding spec"
     with errors_without_values(entity.name, "embed"):
         guard(target_dsn, run, entity)
         chosen = provider or providers.configured_provider()
-        stats = queue.process_queue(
+        stats = embed_queue.process_queue(
             target_dsn, entity.embedding, chosen, workers=workers, backoff_seconds=backoff_seconds
         )
     return dict(vars(stats))

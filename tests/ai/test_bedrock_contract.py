@@ -58,8 +58,10 @@ def test_validation_errors_are_not_retried(bedrock: LocalBedrockServer) -> None:
     provider = BedrockTitanProvider.from_connection()
     with pytest.raises(ClientError) as raised:
         provider.client.invoke_model(
-            modelId=provider.model_id, body='{"inputText": "x", "dimensions": 768}',
-            contentType="application/json", accept="application/json",
+            modelId=provider.model_id,
+            body='{"inputText": "x", "dimensions": 768}',
+            contentType="application/json",
+            accept="application/json",
         )
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert bedrock.calls == {"invalid": 1}

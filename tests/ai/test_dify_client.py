@@ -40,7 +40,10 @@ def test_knowledge_base_is_created_once_with_the_configured_settings(server) -> 
     assert created["embedding_model"] == "amazon.titan-embed-text-v2:0"
     retrieval = created["retrieval_model_dict"]
     assert (retrieval["search_method"], retrieval["top_k"], retrieval["score_threshold"]) == (
-        "hybrid_search", 5, 0.6)
+        "hybrid_search",
+        5,
+        0.6,
+    )
     assert retrieval["reranking_model"]["reranking_model_name"] == "cohere.rerank-v3-5:0"
     assert retrieval["weights"]["vector_setting"]["vector_weight"] == 0.7
     assert retrieval["weights"]["keyword_setting"]["keyword_weight"] == 0.3

@@ -10,7 +10,8 @@ import pytest
 
 from include.entities import get_phase
 from migration_ops import local_env, runs
-from migration_ops.ai import queue, search
+from migration_ops.ai import embed_queue as queue
+from migration_ops.ai import search
 from migration_ops.ai.providers import HashingProvider
 from migration_ops.db import connect
 from migration_ops.local_storage import LocalStorageServer
@@ -19,8 +20,12 @@ from tests.e2e.conftest import run_phase
 
 pytestmark = pytest.mark.e2e
 PHASE_5 = get_phase(5)
-PARENTS = {"profiles": "public.profiles", "orders": "public.orders",
-           "messages": "public.messages", "projects": "public.projects"}
+PARENTS = {
+    "profiles": "public.profiles",
+    "orders": "public.orders",
+    "messages": "public.messages",
+    "projects": "public.projects",
+}
 
 
 @dataclass(frozen=True)
@@ -61,11 +66,13 @@ def test_every_target_row_is_queued_and_embedded_once(migrated: Migrated) -> Non
     for entity, parent in PARENTS.items():
         in_target = _one(migrated.target, f"select count(*) from {parent}")
         assert recon[f"embed_{entity}"] == (in_target, in_target, 0), entity
-        statuses = dict(_rows(
-            migrated.target,
-            "select status, count(*) from migration.embedding_queue where entity = %s group by 1",
-            (entity,),
-        ))
+        statuses = dict(
+            _rows(
+                migrated.target,
+                "select status, count(*) from migration.embedding_queue where entity = %s group by 1",
+                (entity,),
+            )
+        )
         assert statuses == {"done": in_target}, entity
         with_text = _one(
             migrated.target,
@@ -76,8 +83,9 @@ def test_every_target_row_is_queued_and_embedded_once(migrated: Migrated) -> Non
         assert embedded == with_text, entity
 
 
-PHASE_5_VECTORS = {e.embedding.queue_entity: e.embedding.vectors_table
-                   for e in PHASE_5.entities if e.embedding}
+PHASE_5_VECTORS = {
+    e.embedding.queue_entity: e.embedding.vectors_table for e in PHASE_5.entities if e.embedding
+}
 
 
 def test_a_rerun_queues_and_embeds_nothing(migrated: Migrated) -> None:
@@ -89,12 +97,15 @@ def test_a_rerun_queues_and_embeds_nothing(migrated: Migrated) -> None:
         (run.run_id,),
     )
     assert loaded == [(f"embed_{e}", 0, 0) for e in sorted(PARENTS)]
-    assert _one(
-        migrated.target,
-        "select count(*) from migration.embedding_queue where updated_at > "
-        "(select started_at from migration.runs where run_id = %s)",
-        (run.run_id,),
-    ) == 0
+    assert (
+        _one(
+            migrated.target,
+            "select count(*) from migration.embedding_queue where updated_at > "
+            "(select started_at from migration.runs where run_id = %s)",
+            (run.run_id,),
+        )
+        == 0
+    )
 
 
 def _message(target: str, legacy_record_id: int) -> tuple[Any, str]:
@@ -119,8 +130,13 @@ def test_a_changed_text_is_requeued_by_the_trigger_and_chunked(migrated: Migrate
         (row_id,),
     )
     assert queued == [("pending", texts.content_hash(long_text), 0)]
-    assert _one(migrated.target, "select count(*) from migration.embedding_queue "
-                "where status = 'pending'") == 1, "only the changed row"
+    assert (
+        _one(
+            migrated.target,
+            "select count(*) from migration.embedding_queue where status = 'pending'",
+        )
+        == 1
+    ), "only the changed row"
     stats = queue.process_queue(migrated.target, EMBEDDINGS["messages"], HashingProvider())
     assert (stats.embedded_rows, stats.chunks, stats.batches) == (1, 5, 1)
     assert [len(c) for c in texts.chunks(long_text)] == [1995, 1993, 1997, 1994, 799]
@@ -151,10 +167,14 @@ def test_search_finds_the_message_and_uses_the_hnsw_index(migrated: Migrated) ->
         queue.use_vector(conn)
         conn.execute("set local enable_seqscan = off")  # a tiny table: force the planner's hand
         vector = queue.vector_literal(HashingProvider().embed([content])[0])
-        plan = "\n".join(r[0] for r in conn.execute(
-            "explain select row_id from public.message_embeddings "
-            "order by embedding <=> %s::vector(1024) limit 5", (vector,)
-        ).fetchall())
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "explain select row_id from public.message_embeddings "
+                "order by embedding <=> %s::vector(1024) limit 5",
+                (vector,),
+            ).fetchall()
+        )
     assert "Index Scan using message_embeddings_hnsw on message_embeddings" in plan
 
 
@@ -180,13 +200,16 @@ def test_a_throttled_row_is_dead_lettered_after_three_attempts(
 
     row_id, _ = _message(migrated.target, 9)
     with connect(migrated.target) as conn:
-        conn.execute("update public.messages set content = 'THROTTLE-ME please' where id = %s",
-                      (row_id,))
+        conn.execute(
+            "update public.messages set content = 'THROTTLE-ME please' where id = %s", (row_id,)
+        )
     with LocalBedrockServer() as server:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_BEDROCK", server.connection())
         server.throttle(marker="THROTTLE-ME")
         stats = queue.process_queue(
-            migrated.target, EMBEDDINGS["messages"], BedrockTitanProvider.from_connection(),
+            migrated.target,
+            EMBEDDINGS["messages"],
+            BedrockTitanProvider.from_connection(),
             backoff_seconds=0.05,
         )
     assert server.calls == {"throttled": 9}, "3 queue attempts x 3 botocore calls"
@@ -194,7 +217,8 @@ def test_a_throttled_row_is_dead_lettered_after_three_attempts(
     assert _rows(
         migrated.target,
         "select status, attempts, last_error_class from migration.embedding_queue "
-        "where entity = 'messages' and row_id = %s", (row_id,),
+        "where entity = 'messages' and row_id = %s",
+        (row_id,),
     ) == [("dead", 3, "ThrottlingException")]
 
 
@@ -204,7 +228,7 @@ EMBEDDINGS = {e.embedding.queue_entity: e.embedding for e in PHASE_5.entities if
 KILLED_WORKER = """
 import sys, time
 from include.entities import get_phase
-from migration_ops.ai import queue
+from migration_ops.ai import embed_queue as queue
 from migration_ops.ai.providers import HashingProvider
 
 class Slow(HashingProvider):
@@ -259,25 +283,36 @@ def test_a_killed_queue_worker_loses_and_duplicates_nothing(migrated: Migrated) 
     deadline = time.monotonic() + 60
     while done < 80 and time.monotonic() < deadline:
         time.sleep(0.05)
-        done = _one(migrated.target, "select count(*) from migration.embedding_queue "
-                    "where entity = 'messages' and status = 'done'")
+        done = _one(
+            migrated.target,
+            "select count(*) from migration.embedding_queue "
+            "where entity = 'messages' and status = 'done'",
+        )
     time.sleep(0.2)  # inside a later batch
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=10)
     assert worker.returncode == -signal.SIGKILL
-    done = _one(migrated.target, "select count(*) from migration.embedding_queue "
-                "where entity = 'messages' and status = 'done'")
+    done = _one(
+        migrated.target,
+        "select count(*) from migration.embedding_queue "
+        "where entity = 'messages' and status = 'done'",
+    )
     assert done % 40 == 0 and 80 <= done < 855, "whole batches only"
     total, of_done, of_pending = _vector_counts(migrated.target)
     assert of_pending == 0 and total == of_done == _expected_chunks(migrated.target, "done")
 
     stats = queue.process_queue(migrated.target, EMBEDDINGS["messages"], HashingProvider())
     assert stats.embedded_rows == 855 - done and stats.dead_rows == 0
-    assert _rows(migrated.target, "select status, count(*) from migration.embedding_queue "
-                 "where entity = 'messages' group by 1") == [("done", 855)]
+    assert _rows(
+        migrated.target,
+        "select status, count(*) from migration.embedding_queue "
+        "where entity = 'messages' group by 1",
+    ) == [("done", 855)]
     total, of_done, _ = _vector_counts(migrated.target)
     assert total == of_done == _expected_chunks(migrated.target) == 859
-    assert _one(migrated.target, "select count(distinct row_id) from public.message_embeddings") == 855
+    assert (
+        _one(migrated.target, "select count(distinct row_id) from public.message_embeddings") == 855
+    )
 
 
 def test_dify_documents_follow_the_rows(migrated: Migrated) -> None:
@@ -291,27 +326,42 @@ def test_dify_documents_follow_the_rows(migrated: Migrated) -> None:
         client = DifyKnowledgeClient(server.url, "dataset-local-key", sleep=lambda _: None)
         first = dify_sync.sync_entity(migrated.target, spec, client, KnowledgeSettings())
         assert (first.created, first.updated, first.deleted, first.indexed) == (
-            profiles, 0, 0, profiles)
+            profiles,
+            0,
+            0,
+            profiles,
+        )
         posts = server.state.requests["POST"]
         again = dify_sync.sync_entity(migrated.target, spec, client, KnowledgeSettings())
-        assert vars(again) == {"created": 0, "updated": 0, "deleted": 0, "indexed": 0,
-                               "indexing_errors": 0}
+        assert vars(again) == {
+            "created": 0,
+            "updated": 0,
+            "deleted": 0,
+            "indexed": 0,
+            "indexing_errors": 0,
+        }
         assert server.state.requests["POST"] == posts, "a rerun creates nothing"
 
         row_id, legacy_user_id = _rows(
             migrated.target,
-            "select id, legacy_user_id from public.profiles order by legacy_user_id limit 1")[0]
+            "select id, legacy_user_id from public.profiles order by legacy_user_id limit 1",
+        )[0]
         with connect(migrated.target) as conn:
-            conn.execute("update public.profiles set first_name = 'Renamed' where id = %s",
-                         (row_id,))
+            conn.execute(
+                "update public.profiles set first_name = 'Renamed' where id = %s", (row_id,)
+            )
             conn.execute(
                 "insert into public.profiles (legacy_user_id, username, first_name) "
                 "values (990001, 'app.user', 'Transient')"
             )
         changed = dify_sync.sync_entity(migrated.target, spec, client, KnowledgeSettings())
         assert (changed.created, changed.updated, changed.deleted) == (1, 1, 0)
-        document = _one(migrated.target, "select document_id from migration.dify_documents "
-                        "where entity = 'profiles' and legacy_id = %s", (legacy_user_id,))
+        document = _one(
+            migrated.target,
+            "select document_id from migration.dify_documents "
+            "where entity = 'profiles' and legacy_id = %s",
+            (legacy_user_id,),
+        )
         assert "Renamed" in server.state.documents[document]["text"]
         with connect(migrated.target) as conn:
             conn.execute("delete from public.profiles where legacy_user_id = 990001")
@@ -340,15 +390,21 @@ def test_phase_5_rollback_clears_exactly_what_it_made(
         assert synced.created == 670
         monkeypatch.setenv("AIRFLOW_CONN_DIFY_KNOWLEDGE", server.connection())
         before = {t: f for t, f in fingerprints(migrated.target).items() if t not in vectors}
-        result = rollback.roll_back(migrated.target, 5, mode="delete", actor="pytest",
-                                    confirm="5")
+        result = rollback.roll_back(migrated.target, 5, mode="delete", actor="pytest", confirm="5")
         assert server.state.documents == {}, "every Dify document of phase 5 deleted"
     after = fingerprints(migrated.target)
     assert {t: f for t, f in after.items() if t not in vectors} == before
     assert all(after[t][0] == 0 for t in vectors)
-    assert result["deleted"] == {"embed_projects": 670, "embed_messages": 855, "embed_orders": 250, "embed_profiles": 102}
+    assert result["deleted"] == {
+        "embed_projects": 670,
+        "embed_messages": 855,
+        "embed_orders": 250,
+        "embed_profiles": 102,
+    }
     assert _one(migrated.target, "select count(*) from migration.embedding_queue") == 0
     assert _one(migrated.target, "select count(*) from migration.dify_documents") == 0
-    assert _rows(migrated.target, "select distinct tgenabled from pg_trigger "
-                 "where tgname like 'embedding_enqueue_%'") == [("D",)]
+    assert _rows(
+        migrated.target,
+        "select distinct tgenabled from pg_trigger where tgname like 'embedding_enqueue_%'",
+    ) == [("D",)]
     assert runs.latest_run_status(migrated.target, 5) == "rolled_back"

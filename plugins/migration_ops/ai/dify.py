@@ -169,8 +169,14 @@ class DifyKnowledgeClient:
                 if response.status_code < 300:
                     return response.json() if response.content else None
                 error = classify(response.status_code, _json(response), template)
-            log.warning("dify %s %s: %s %s (attempt %d)", method, template, error.status,
-                        error.code, attempt + 1)
+            log.warning(
+                "dify %s %s: %s %s (attempt %d)",
+                method,
+                template,
+                error.status,
+                error.code,
+                attempt + 1,
+            )
             if not error.retryable or attempt == RETRIES:
                 raise error
             self.sleep(self.rate_limit_wait if isinstance(error, DifyRateLimited) else 2.0**attempt)
@@ -180,8 +186,12 @@ class DifyKnowledgeClient:
         """Id of the knowledge base named exactly ``name`` (``keyword`` is a substring match)."""
         page = 1
         while True:
-            body = self.request("GET", "/datasets", "/datasets",
-                                params={"keyword": name, "page": page, "limit": 100})
+            body = self.request(
+                "GET",
+                "/datasets",
+                "/datasets",
+                params={"keyword": name, "page": page, "limit": 100},
+            )
             for dataset in body.get("data") or []:
                 if dataset.get("name") == name:
                     return str(dataset["id"])
@@ -191,15 +201,20 @@ class DifyKnowledgeClient:
 
     def create_dataset(self, name: str, settings: KnowledgeSettings) -> str:
         """Create a knowledge base with the settings; return its id."""
-        body = self.request("POST", "/datasets", "/datasets", json={
-            "name": name,
-            "indexing_technique": settings.indexing_technique,
-            "permission": "only_me",
-            "provider": "vendor",
-            "embedding_model": settings.embedding_model,
-            "embedding_model_provider": settings.embedding_model_provider,
-            "retrieval_model": settings.retrieval_model(),
-        })
+        body = self.request(
+            "POST",
+            "/datasets",
+            "/datasets",
+            json={
+                "name": name,
+                "indexing_technique": settings.indexing_technique,
+                "permission": "only_me",
+                "provider": "vendor",
+                "embedding_model": settings.embedding_model,
+                "embedding_model_provider": settings.embedding_model_provider,
+                "retrieval_model": settings.retrieval_model(),
+            },
+        )
         return str(body["id"])
 
     def ensure_dataset(self, name: str, settings: KnowledgeSettings) -> str:
@@ -209,17 +224,24 @@ class DifyKnowledgeClient:
     def create_document(self, dataset_id: str, name: str, text: str) -> tuple[str, str]:
         """Create a document by text; return (document id, indexing batch)."""
         body = self.request(
-            "POST", f"/datasets/{dataset_id}/document/create-by-text",
+            "POST",
+            f"/datasets/{dataset_id}/document/create-by-text",
             "/datasets/{id}/document/create-by-text",
-            json={"name": name, "text": text, "indexing_technique": "high_quality",
-                  "doc_form": "text_model", "process_rule": {"mode": "automatic"}},
+            json={
+                "name": name,
+                "text": text,
+                "indexing_technique": "high_quality",
+                "doc_form": "text_model",
+                "process_rule": {"mode": "automatic"},
+            },
         )
         return str(body["document"]["id"]), str(body["batch"])
 
     def update_document(self, dataset_id: str, document_id: str, name: str, text: str) -> str:
         """Replace a document's text (re-indexed); return the indexing batch."""
         body = self.request(
-            "POST", f"/datasets/{dataset_id}/documents/{document_id}/update-by-text",
+            "POST",
+            f"/datasets/{dataset_id}/documents/{document_id}/update-by-text",
             "/datasets/{id}/documents/{id}/update-by-text",
             json={"name": name, "text": text, "process_rule": {"mode": "automatic"}},
         )
@@ -228,19 +250,32 @@ class DifyKnowledgeClient:
     def delete_document(self, dataset_id: str, document_id: str) -> None:
         """Delete a document (204); an unknown one counts as deleted."""
         try:
-            self.request("DELETE", f"/datasets/{dataset_id}/documents/{document_id}",
-                         "/datasets/{id}/documents/{id}")
+            self.request(
+                "DELETE",
+                f"/datasets/{dataset_id}/documents/{document_id}",
+                "/datasets/{id}/documents/{id}",
+            )
         except DifyNotFound:
             return
 
     def indexing_status(self, dataset_id: str, batch: str) -> list[str]:
         """The indexing status of each document of a batch."""
-        body = self.request("GET", f"/datasets/{dataset_id}/documents/{batch}/indexing-status",
-                            "/datasets/{id}/documents/{batch}/indexing-status")
+        body = self.request(
+            "GET",
+            f"/datasets/{dataset_id}/documents/{batch}/indexing-status",
+            "/datasets/{id}/documents/{batch}/indexing-status",
+        )
         return [str(item.get("indexing_status")) for item in body.get("data") or []]
 
-    def wait_indexed(self, dataset_id: str, batch: str, *, timeout: float = 600.0,
-                     first_delay: float = 2.0, max_delay: float = 30.0) -> str:
+    def wait_indexed(
+        self,
+        dataset_id: str,
+        batch: str,
+        *,
+        timeout: float = 600.0,
+        first_delay: float = 2.0,
+        max_delay: float = 30.0,
+    ) -> str:
         """Poll a batch until every document is ``completed`` or one is ``error``.
 
         Backoff from ``first_delay`` doubling to ``max_delay`` (polls count against the rate
@@ -269,7 +304,11 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 def client_from_connection(conn: Any) -> tuple[DifyKnowledgeClient, KnowledgeSettings]:
-    """Client and knowledge settings from an Airflow connection (host = base URL, password = key)."""
+    """Client and knowledge settings from an Airflow connection.
+
+    The host is the API's base URL (``https://<host>/v1``), the password the dataset key, the
+    extra any :class:`KnowledgeSettings` field and ``rate_limit_wait`` (seconds).
+    """
     extra = dict(conn.extra_dejson)
     known = KnowledgeSettings.__dataclass_fields__
     settings = KnowledgeSettings(**{k: v for k, v in extra.items() if k in known})

@@ -1,7 +1,8 @@
 """Dify knowledge bases kept in step with the target: one document per embeddable row.
 
 Per entity: the knowledge base ``<prefix>-<entity>`` is created if absent (indexing technique,
-embedding model, hybrid retrieval with rerank from :class:`~migration_ops.ai.dify.KnowledgeSettings`);
+embedding model, hybrid retrieval with rerank from
+:class:`~migration_ops.ai.dify.KnowledgeSettings`);
 ``ai/dify_plan.sql`` compares the rows' builder text hashes with ``migration.dify_documents``;
 new rows get a document (named ``<entity>:<legacy id>``, so the mapping can be rebuilt from
 Dify), changed ones are updated by text, rows gone or emptied have their document deleted.
@@ -46,32 +47,47 @@ def dataset_name(spec: EmbeddingSpec, settings: KnowledgeSettings) -> str:
 
 def _plan(target_dsn: str, spec: EmbeddingSpec) -> list[tuple[Any, ...]]:
     with connect(target_dsn, application_name=f"migration:dify:{spec.queue_entity}") as conn:
-        statement = sql.SQL(read_sql("ai/dify_plan.sql")).format(parent=qualified(spec.parent_table))
+        statement = sql.SQL(read_sql("ai/dify_plan.sql")).format(
+            parent=qualified(spec.parent_table)
+        )
         return conn.execute(statement, {"entity": spec.queue_entity}).fetchall()
 
 
-def _record(target_dsn: str, spec: EmbeddingSpec, dataset_id: str, done: list[tuple[Any, ...]]) -> None:
+def _record(
+    target_dsn: str, spec: EmbeddingSpec, dataset_id: str, done: list[tuple[Any, ...]]
+) -> None:
     if not done:
         return
     with connect(target_dsn, application_name=f"migration:dify:{spec.queue_entity}") as conn:
-        conn.execute(read_sql("ai/dify_record.sql"), {
-            "entity": spec.queue_entity, "dataset_id": dataset_id,
-            "legacy_ids": [d[0] for d in done], "document_ids": [d[1] for d in done],
-            "hashes": [d[2] for d in done], "statuses": [d[3] for d in done],
-        })
+        conn.execute(
+            read_sql("ai/dify_record.sql"),
+            {
+                "entity": spec.queue_entity,
+                "dataset_id": dataset_id,
+                "legacy_ids": [d[0] for d in done],
+                "document_ids": [d[1] for d in done],
+                "hashes": [d[2] for d in done],
+                "statuses": [d[3] for d in done],
+            },
+        )
 
 
 def _forget(target_dsn: str, spec: EmbeddingSpec, legacy_ids: list[int]) -> None:
     if not legacy_ids:
         return
     with connect(target_dsn, application_name=f"migration:dify:{spec.queue_entity}") as conn:
-        conn.execute(read_sql("ai/dify_forget.sql"),
-                     {"entity": spec.queue_entity, "legacy_ids": legacy_ids})
+        conn.execute(
+            read_sql("ai/dify_forget.sql"), {"entity": spec.queue_entity, "legacy_ids": legacy_ids}
+        )
 
 
 def _upsert_group(
-    client: DifyKnowledgeClient, dataset_id: str, spec: EmbeddingSpec,
-    group: list[tuple[Any, ...]], stats: DifyStats, poll_delay: float,
+    client: DifyKnowledgeClient,
+    dataset_id: str,
+    spec: EmbeddingSpec,
+    group: list[tuple[Any, ...]],
+    stats: DifyStats,
+    poll_delay: float,
 ) -> list[tuple[Any, ...]]:
     """Create or update the group's documents, poll their batches; return mapping rows."""
     pending = []
@@ -112,9 +128,13 @@ def sync_entity(
     stats.deleted = len(deletes)
     upserts = [row for row in plan if row[0] != "delete"]
     for start in range(0, len(upserts), GROUP):
-        group = upserts[start:start + GROUP]
-        _record(target_dsn, spec, dataset_id,
-                _upsert_group(client, dataset_id, spec, group, stats, poll_delay))
+        group = upserts[start : start + GROUP]
+        _record(
+            target_dsn,
+            spec,
+            dataset_id,
+            _upsert_group(client, dataset_id, spec, group, stats, poll_delay),
+        )
     log.info("%s: dify sync %s", spec.queue_entity, stats)
     return stats
 
@@ -126,7 +146,8 @@ def delete_all(target_dsn: str, spec: EmbeddingSpec, client: DifyKnowledgeClient
             return 0
         mapped = conn.execute(
             "select legacy_id, dataset_id, document_id from migration.dify_documents "
-            "where entity = %s", (spec.queue_entity,),
+            "where entity = %s",
+            (spec.queue_entity,),
         ).fetchall()
     for _, dataset_id, document_id in mapped:
         client.delete_document(dataset_id, document_id)

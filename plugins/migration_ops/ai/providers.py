@@ -133,7 +133,9 @@ class BedrockTitanProvider:
     native_dimensions: int = DIMENSIONS
 
     @classmethod
-    def from_connection(cls, conn_id: str = BEDROCK_CONN_ID, *, workers: int = 4) -> BedrockTitanProvider:
+    def from_connection(
+        cls, conn_id: str = BEDROCK_CONN_ID, *, workers: int = 4
+    ) -> BedrockTitanProvider:
         """A provider on the hook's boto3 client (endpoint, credentials, region from the conn)."""
         from airflow.providers.amazon.aws.hooks.bedrock import BedrockRuntimeHook
         from botocore.config import Config
@@ -154,7 +156,10 @@ class BedrockTitanProvider:
             raise ValueError(f"text of {len(text)} characters is outside Titan's 1..50000")
         body = json.dumps({"inputText": text, "dimensions": DIMENSIONS, "normalize": True})
         response = self.client.invoke_model(
-            modelId=self.model_id, body=body, contentType="application/json", accept="application/json"
+            modelId=self.model_id,
+            body=body,
+            contentType="application/json",
+            accept="application/json",
         )
         payload = json.loads(response["body"].read())
         return np.asarray(payload["embedding"], dtype=np.float32)

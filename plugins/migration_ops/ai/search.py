@@ -13,8 +13,8 @@ from psycopg import sql
 
 from include.entities.phase5_ai import PHASE_5
 from include.entities.spec import EmbeddingSpec
+from migration_ops.ai.embed_queue import use_vector, vector_literal
 from migration_ops.ai.providers import EmbeddingProvider
-from migration_ops.ai.queue import use_vector, vector_literal
 from migration_ops.db import connect, read_sql
 
 #: HNSW candidates per query: the reference measured recall@10 ≈ 0.94 at 100 (0.8 at 40).

@@ -83,7 +83,7 @@ def error_class(error: BaseException) -> str:
 
 
 def vector_literal(vector: np.ndarray) -> str:
-    """pgvector's text form, for the set-based ``unnest`` insert."""
+    """Pgvector's text form, for the set-based ``unnest`` insert."""
     return "[" + ",".join(f"{x:.7g}" for x in vector.tolist()) + "]"
 
 
@@ -241,7 +241,11 @@ def process_queue(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
         while True:
             batch = process_batch(
-                target_dsn, spec, provider, pool, batch_size=batch_size,
+                target_dsn,
+                spec,
+                provider,
+                pool,
+                batch_size=batch_size,
                 backoff_seconds=backoff_seconds,
             )
             if batch is not None:
