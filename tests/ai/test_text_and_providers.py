@@ -1,0 +1,69 @@
+"""Chunking and the offline providers: exact chunk bounds, deterministic and local vectors."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from migration_ops.ai import text as texts
+from migration_ops.ai.providers import (
+    DIMENSIONS,
+    HashingProvider,
+    LocalProvider,
+    ProviderNotConfigured,
+    configured_provider,
+)
+
+
+def test_chunks_overlap_and_stay_within_the_limit() -> None:
+    text = " ".join(f"w{n:03d}" for n in range(1000))  # 4,999 characters, 5 per word
+    chunks = texts.chunks(text, size=2000, overlap=400)
+    assert [len(c) for c in chunks] == [1999, 1994, 1804]
+    assert [(c.split()[0], c.split()[-1]) for c in chunks] == [
+        ("w000", "w399"),
+        ("w320", "w718"),
+        ("w639", "w999"),
+    ]
+    assert chunks[0].split()[-80:] == chunks[1].split()[:80], "400 characters = 80 words shared"
+    assert chunks[1].split()[-80:] == chunks[2].split()[:80]
+    assert texts.chunks("   ") == [] and texts.chunks(None) == []
+    assert texts.chunks("short text") == ["short text"]
+
+
+def test_content_hash_is_the_sql_md5() -> None:
+    assert texts.content_hash("bite ramps") == hashlib.md5(b"bite ramps").hexdigest()
+    assert texts.content_hash(None) == hashlib.md5(b"").hexdigest()
+
+
+def test_hashing_vectors_are_deterministic_unit_and_lexical() -> None:
+    provider = HashingProvider()
+    a, b, c = provider.embed(["rescan the upper molar", "rescan the upper molar", "invoice"])
+    assert a.shape == (DIMENSIONS,) and abs(float(np.linalg.norm(a)) - 1.0) < 1e-6
+    assert np.array_equal(a, b)
+    assert hashlib.sha256(a.tobytes()).hexdigest()[:16] == GOLDEN
+    assert float(a @ c) < 0.2
+
+
+#: sha256 prefix of the bytes of the vector of "rescan the upper molar": bit-stable by design
+#: (blake2b and the text only), so a change here means every stored hashing vector changed.
+GOLDEN = "ddb2c3a3cc553eee"
+
+
+def test_local_wordllama_is_padded_and_semantic() -> None:
+    provider = LocalProvider()
+    query, near, far = provider.embed(
+        ["the patient needs a new scan", "please rescan the patient", "invoice paid by card"]
+    )
+    assert query.shape == (DIMENSIONS,) and not query[256:].any(), "256 native dims, zero-padded"
+    assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-5
+    assert float(query @ near) > float(query @ far)
+
+
+def test_no_silent_default_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIGRATION_EMBEDDING_PROVIDER", raising=False)
+    with pytest.raises(ProviderNotConfigured, match="MIGRATION_EMBEDDING_PROVIDER"):
+        configured_provider()
+    monkeypatch.setenv("MIGRATION_EMBEDDING_PROVIDER", "hashing")
+    assert configured_provider().model_id == "hash:blake2b-v1:1024"
