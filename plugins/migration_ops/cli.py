@@ -141,7 +141,15 @@ def search(entity: str, query: str, k: int) -> int:
     from migration_ops.ai.providers import configured_provider
     from migration_ops.connections import env_dsn
 
-    hits = semantic.search(env_dsn("supabase_db"), entity, query, configured_provider(), k=k)
+    from migration_ops.ai.providers import ProviderNotConfigured
+
+    try:
+        provider = configured_provider()
+    except ProviderNotConfigured as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    hits = semantic.search(env_dsn("supabase_db"), entity, query, provider, k=k)
+    # messages from legacy comments carry the negated comment id (decision 0009)
     print(f"{'legacy_id':>10}  similarity")
     for hit in hits:
         print(f"{hit.legacy_id!s:>10}  {hit.similarity:.4f}")
