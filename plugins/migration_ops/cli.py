@@ -138,10 +138,8 @@ def _provider_configured(phase: PhaseSpec) -> bool:
 def search(entity: str, query: str, k: int) -> int:
     """Print the top ``k`` matches of ``query`` as legacy id and similarity (never text)."""
     from migration_ops.ai import search as semantic
-    from migration_ops.ai.providers import configured_provider
+    from migration_ops.ai.providers import ProviderNotConfigured, configured_provider
     from migration_ops.connections import env_dsn
-
-    from migration_ops.ai.providers import ProviderNotConfigured
 
     try:
         provider = configured_provider()
