@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
 from migration_ops.db import connect
-from migration_ops.errors import errors_without_values
+from migration_ops.errors import MigrationError, TransientStepError, errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
 from migration_ops.validate import QuarantineLimit
@@ -156,9 +156,12 @@ def embed_step(
     from migration_ops.ai import embed_queue, providers
 
     assert entity.embedding is not None, f"{entity.name} has no embedding spec"
+    try:
+        chosen = provider or providers.configured_provider()
+    except providers.ProviderNotConfigured as exc:
+        raise MigrationError(entity.name, str(exc), rule="embed.provider_configured") from None
     with errors_without_values(entity.name, "embed"):
         guard(target_dsn, run, entity)
-        chosen = provider or providers.configured_provider()
         stats = embed_queue.process_queue(
             target_dsn, entity.embedding, chosen, workers=workers, backoff_seconds=backoff_seconds
         )
@@ -181,6 +184,11 @@ def dify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
         client, settings = configured
         try:
             stats = dify_sync.sync_entity(target_dsn, entity.embedding, client, settings)
+        except dify.DifyError as exc:
+            # status and code only; retryable kinds (rate limit, 5xx) go back to Airflow's retries
+            if exc.retryable:
+                raise TransientStepError(f"[{entity.name}] dify: {exc}") from None
+            raise MigrationError(entity.name, f"dify: {exc}", rule="dify.error") from None
         finally:
             client.close()
     return dict(vars(stats))

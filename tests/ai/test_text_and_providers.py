@@ -67,3 +67,15 @@ def test_no_silent_default_provider(monkeypatch: pytest.MonkeyPatch) -> None:
         configured_provider()
     monkeypatch.setenv("MIGRATION_EMBEDDING_PROVIDER", "hashing")
     assert configured_provider().model_id == "hash:blake2b-v1:1024"
+
+
+def test_the_embed_step_fails_for_good_without_a_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.entities import get_entity
+    from migration_ops import pipeline
+    from migration_ops.errors import MigrationError
+    from migration_ops.runs import RunContext
+
+    monkeypatch.delenv("MIGRATION_EMBEDDING_PROVIDER", raising=False)
+    run = RunContext(run_id="r", phase=5, as_of="2026-01-01T00:00:00+00:00")
+    with pytest.raises(MigrationError, match="rule embed.provider_configured: set MIGRATION_"):
+        pipeline.embed_step("postgresql:///never-opened", run, get_entity("embed_messages"))
