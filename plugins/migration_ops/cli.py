@@ -123,7 +123,7 @@ def _provider_configured(phase: PhaseSpec) -> bool:
     """Phase 5 embeds: it runs only with a provider chosen on purpose (no silent default)."""
     from migration_ops.ai.providers import PROVIDER_SETTING, provider_setting
 
-    name = provider_setting()
+    name = provider_setting() or _airflow_variable(PROVIDER_SETTING)
     if name:
         print(f"phase {phase.number}: embedding provider {name}")
         return True
@@ -133,6 +133,15 @@ def _provider_configured(phase: PhaseSpec) -> bool:
         "Variable) and run `make migrate` again."
     )
     return False
+
+
+def _airflow_variable(key: str) -> str | None:
+    """An Airflow Variable from the metadata database (the CLI runs outside any task)."""
+    log_path = local_dir() / "logs" / "airflow-variables-get.log"
+    if _airflow("variables", "get", key, log_path=log_path) != 0:
+        return None
+    lines = log_path.read_text(encoding="utf-8").strip().splitlines()
+    return lines[-1].strip().lower() if lines else None
 
 
 def search(entity: str, query: str, k: int) -> int:

@@ -79,3 +79,20 @@ def test_the_embed_step_fails_for_good_without_a_provider(monkeypatch: pytest.Mo
     run = RunContext(run_id="r", phase=5, as_of="2026-01-01T00:00:00+00:00")
     with pytest.raises(MigrationError, match="rule embed.provider_configured: set MIGRATION_"):
         pipeline.embed_step("postgresql:///never-opened", run, get_entity("embed_messages"))
+
+
+def test_make_migrate_says_why_phase_5_does_not_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from include.entities import get_phase
+    from migration_ops import cli
+
+    monkeypatch.delenv("MIGRATION_EMBEDDING_PROVIDER", raising=False)
+    monkeypatch.setattr(cli, "_airflow_variable", lambda key: None)  # none in Airflow either
+    assert cli._needs_provider(get_phase(5)) and not cli._needs_provider(get_phase(4))
+    assert cli._provider_configured(get_phase(5)) is False
+    assert "phase 5 (migrate_phase_5_ai) not started: no embedding provider configured" in (
+        capsys.readouterr().out
+    )
+    monkeypatch.setenv("MIGRATION_EMBEDDING_PROVIDER", "bedrock")
+    assert cli._provider_configured(get_phase(5)) is True
