@@ -386,6 +386,14 @@ def restore_backup(
     backup.check_tool_versions(target_dsn, ["pg_restore", "psql"])
     assert point.location is not None
     _start(target_dsn, actor, "restore", plan, {"backup_id": point.backup_id, "note": note})
+    # What the covered phases loaded outside public (phase 5's queue) is not in the dump:
+    # removed first, exactly as the delete mode removes it (its before_sql also drops what
+    # outside public depends on public's row types, which would make the restore refuse).
+    outside = {
+        entity.name: delete_entity_rows(target_dsn, entity)
+        for entity in deletion_order(plan.phase)
+        if not entity.target_table.startswith("public.")
+    }
     with backup.store_for(point.location).opened(point.location) as archive:
         backup.check_digest(archive, point)
         _restore_public(target_dsn, archive, point.backup_id)
@@ -399,13 +407,6 @@ def restore_backup(
             "counts",
             rule="rollback.restore_counts",
         )
-    # What the covered phases loaded outside public (phase 5's queue) is not in the dump:
-    # removed exactly as the delete mode removes it.
-    outside = {
-        entity.name: delete_entity_rows(target_dsn, entity)
-        for entity in deletion_order(plan.phase)
-        if not entity.target_table.startswith("public.")
-    }
     details = {"backup_id": point.backup_id, "note": note, "deleted_outside_public": outside}
     runs = _finish(target_dsn, actor, "restore", plan, details)
     return {**plan.to_xcom(), "backup_id": point.backup_id, "runs_rolled_back": len(runs)}
