@@ -185,44 +185,87 @@ class DifyState:
         }
 
 
+def _list_datasets(state: DifyState, query: dict[str, list[str]]) -> dict[str, Any]:
+    keyword = (query.get("keyword") or [""])[0]
+    page, limit = int((query.get("page") or ["1"])[0]), int((query.get("limit") or ["20"])[0])
+    found = [d for d in state.datasets.values() if keyword in d["name"]]
+    start = (page - 1) * min(limit, 100)
+    data = found[start : start + min(limit, 100)]
+    return {
+        "data": data,
+        "has_more": start + len(data) < len(found),
+        "limit": limit,
+        "total": len(found),
+        "page": page,
+    }
+
+
+def _create_dataset(state: DifyState, body: Any) -> dict[str, Any]:
+    state.check("create_dataset", body)
+    if any(d["name"] == body["name"] for d in state.datasets.values()):
+        raise _error(409, "dataset_name_duplicate", "The dataset name already exists.")
+    dataset_id = str(uuid.uuid4())
+    state.datasets[dataset_id] = {
+        "id": dataset_id,
+        "name": body["name"],
+        "description": None,
+        "provider": "vendor",
+        "permission": body.get("permission", "only_me"),
+        "data_source_type": None,
+        "indexing_technique": body.get("indexing_technique"),
+        "embedding_model": body.get("embedding_model"),
+        "embedding_model_provider": body.get("embedding_model_provider"),
+        "retrieval_model_dict": body.get("retrieval_model"),
+        "document_count": 0,
+    }
+    return state.datasets[dataset_id]
+
+
+def _document(state: DifyState, dataset_id: str, document_id: str) -> dict[str, Any]:
+    doc = state.documents.get(document_id)
+    if doc is None or doc["dataset"] != dataset_id:
+        raise _error(404, "not_found", "Document not found.")
+    return doc
+
+
+def _indexing_status(state: DifyState, batch_id: str) -> dict[str, Any]:
+    batch = state.batches.get(batch_id)
+    if batch is None:
+        raise _error(404, "not_found", "Documents not found.")
+    batch["polls"] += 1
+    doc = state.documents.get(batch["document"], {"name": ""})
+    status = (
+        "error"
+        if doc["name"] in state.failing_names
+        else "completed"
+        if batch["polls"] >= state.polls_to_complete
+        else "indexing"
+    )
+    return {
+        "data": [
+            {
+                "id": batch["document"],
+                "indexing_status": status,
+                "completed_segments": 1 if status == "completed" else 0,
+                "total_segments": 1,
+                "error": "indexing failed" if status == "error" else None,
+            }
+        ]
+    }
+
+
 def _route(
     state: DifyState, method: str, parts: list[str], query: dict[str, list[str]], body: Any
 ) -> tuple[int, dict[str, Any] | None]:
     """Dispatch one authorised request; raises :class:`_Answer` for errors."""
-    if parts == ["datasets"] and method == "GET":
-        keyword = (query.get("keyword") or [""])[0]
-        page, limit = int((query.get("page") or ["1"])[0]), int((query.get("limit") or ["20"])[0])
-        found = [d for d in state.datasets.values() if keyword in d["name"]]
-        start = (page - 1) * min(limit, 100)
-        data = found[start : start + min(limit, 100)]
-        return 200, {
-            "data": data,
-            "has_more": start + len(data) < len(found),
-            "limit": limit,
-            "total": len(found),
-            "page": page,
-        }
-    if parts == ["datasets"] and method == "POST":
-        state.check("create_dataset", body)
-        if any(d["name"] == body["name"] for d in state.datasets.values()):
-            raise _error(409, "dataset_name_duplicate", "The dataset name already exists.")
-        dataset_id = str(uuid.uuid4())
-        state.datasets[dataset_id] = {
-            "id": dataset_id,
-            "name": body["name"],
-            "description": None,
-            "provider": "vendor",
-            "permission": body.get("permission", "only_me"),
-            "data_source_type": None,
-            "indexing_technique": body.get("indexing_technique"),
-            "embedding_model": body.get("embedding_model"),
-            "embedding_model_provider": body.get("embedding_model_provider"),
-            "retrieval_model_dict": body.get("retrieval_model"),
-            "document_count": 0,
-        }
-        return 200, state.datasets[dataset_id]
-    if len(parts) == 4 and parts[2:] == ["document", "create-by-text"] and method == "POST":
-        state.dataset(parts[1])
+    if parts == ["datasets"]:
+        return 200, _list_datasets(state, query) if method == "GET" else _create_dataset(
+            state, body
+        )
+    if len(parts) < 4:
+        raise _error(404, "not_found", "The requested URL was not found on the server.")
+    state.dataset(parts[1])
+    if parts[2:] == ["document", "create-by-text"] and method == "POST":
         state.check("create_document", body)
         document_id = str(uuid.uuid4())
         state.documents[document_id] = {
@@ -235,43 +278,14 @@ def _route(
             "batch": state.new_batch(document_id),
         }
     if len(parts) == 5 and parts[2] == "documents" and parts[4] == "update-by-text":
-        state.dataset(parts[1])
         state.check("update_document", body)
-        doc = state.documents.get(parts[3])
-        if doc is None or doc["dataset"] != parts[1]:
-            raise _error(404, "not_found", "Document not found.")
+        doc = _document(state, parts[1], parts[3])
         doc.update({"name": body.get("name", doc["name"]), "text": body.get("text", doc["text"])})
         return 200, {"document": state.document_body(parts[3]), "batch": state.new_batch(parts[3])}
     if len(parts) == 5 and parts[2] == "documents" and parts[4] == "indexing-status":
-        state.dataset(parts[1])
-        batch = state.batches.get(parts[3])
-        if batch is None:
-            raise _error(404, "not_found", "Documents not found.")
-        batch["polls"] += 1
-        doc = state.documents.get(batch["document"], {"name": ""})
-        status = (
-            "error"
-            if doc["name"] in state.failing_names
-            else "completed"
-            if batch["polls"] >= state.polls_to_complete
-            else "indexing"
-        )
-        return 200, {
-            "data": [
-                {
-                    "id": batch["document"],
-                    "indexing_status": status,
-                    "completed_segments": 1 if status == "completed" else 0,
-                    "total_segments": 1,
-                    "error": "indexing failed" if status == "error" else None,
-                }
-            ]
-        }
+        return 200, _indexing_status(state, parts[3])
     if len(parts) == 4 and parts[2] == "documents" and method == "DELETE":
-        state.dataset(parts[1])
-        doc = state.documents.get(parts[3])
-        if doc is None or doc["dataset"] != parts[1]:
-            raise _error(404, "not_found", "Document not found.")
+        _document(state, parts[1], parts[3])
         del state.documents[parts[3]]
         return 204, None
     raise _error(404, "not_found", "The requested URL was not found on the server.")
