@@ -65,6 +65,7 @@ fmt: $(STAMP) ## format the code
 
 bench: $(STAMP) bench-dedup ## benchmark at scale 1.0 (prints rows/s beside raw binary COPY)
 	$(PY) scripts/bench.py --scale $${SCALE:-1.0}
+	$(PY) scripts/bench_ai.py --scale $${SCALE:-1.0}
 
 bench-dedup: $(STAMP) ## de-duplication: precision, recall, F1, seconds (FEBRL, sandbox, 10k/100k)
 	$(PY) scripts/bench_dedup.py

@@ -22,6 +22,9 @@ import pytest
 from migration_ops import local_env
 
 TEST_SERVER = os.environ.get("MIGRATION_TEST_SERVER", "test-pg")
+#: Phase 5 embeds with the deterministic, dependency-free provider in tests (production has no
+#: default: see migration_ops.ai.providers).
+os.environ.setdefault("MIGRATION_EMBEDDING_PROVIDER", "hashing")
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,27 @@ from include.entities.phase1_core import PHASE_1
 from include.entities.phase2_relationships import PHASE_2
 from include.entities.phase3_communication import PHASE_3
 from include.entities.phase4_workflow import PHASE_4
+from include.entities.phase5_ai import PHASE_5
 from include.entities.spec import EntitySpec, PhaseSpec
 
 #: Phases in order; a phase may only run once the one before it has validated.
-PHASES: tuple[PhaseSpec, ...] = (PHASE_1, PHASE_2, PHASE_3, PHASE_4)
+PHASES: tuple[PhaseSpec, ...] = (PHASE_1, PHASE_2, PHASE_3, PHASE_4, PHASE_5)
+
+#: The phases that move legacy rows (1–4); phase 5 embeds what they loaded.
+LEGACY_PHASES: tuple[PhaseSpec, ...] = tuple(
+    phase
+    for phase in PHASES
+    if all(source.origin == "legacy" for entity in phase.entities for source in entity.sources)
+)
 
 #: The nightly sync: every entity of phases 1–4, in phase order, restricted to what changed
-#: (``migration.runs.phase`` 0). It may run once phase 4 has validated.
+#: (``migration.runs.phase`` 0). It may run once phase 4 has validated; phase 5 follows the
+#: changes through its enqueue triggers.
 SYNC = PhaseSpec(
     number=0,
     name="sync",
     title="Nightly incremental sync of phases 1-4",
-    entities=tuple(entity for phase in PHASES for entity in phase.entities),
+    entities=tuple(entity for phase in LEGACY_PHASES for entity in phase.entities),
     schema_sql=(
         "target/010_migration_schema.sql",
         "target/020_backups.sql",

@@ -61,12 +61,16 @@ class SourceTable:
             belongs to (``id`` for the primary table, ``user_id`` for a user's groups): a
             changed row re-derives those entity rows, and a sync stages exactly the rows of
             every source table that belong to them.
+        origin: ``legacy`` (the default) or ``target``: a table of the target's ``public``
+            schema, staged from the target itself (phase 5 embeds migrated rows, not legacy
+            ones). Either way the entity's transform reads ``staging.<entity>__<table>``.
     """
 
     table: str
     columns: tuple[str, ...]
     change: ChangeDetection = CONTENT
     primary_columns: tuple[str, ...] = ("id",)
+    origin: str = "legacy"
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,26 @@ class DedupSpec:
 
 
 @dataclass(frozen=True)
+class EmbeddingSpec:
+    """Phase 5: after the load (which enqueued the rows), embed the entity's queue.
+
+    The embed step (:mod:`migration_ops.ai.embed_queue`) reads pending rows of the queue partition,
+    builds each row's text with ``migration.embedding_text(<parent row>)`` (the documented
+    builders of ``target/500_phase5_ai.sql``), chunks it, embeds it with the configured
+    provider and writes ``vectors_table``.
+
+    Attributes:
+        queue_entity: the row's ``entity`` in ``migration.embedding_queue`` (its partition).
+        parent_table: the embedded table (``public.messages``).
+        vectors_table: where its vectors go (``public.message_embeddings``).
+    """
+
+    queue_entity: str
+    parent_table: str
+    vectors_table: str
+
+
+@dataclass(frozen=True)
 class Rollback:
     """How a rollback of the entity's phase removes what the entity loaded.
 
@@ -266,6 +290,8 @@ class EntitySpec:
             (see :class:`Follow`).
         dedup: duplicate rows linked (not merged away) by an extra step between transform
             and validate (see :class:`DedupSpec`).
+        embedding: rows embedded from the queue by an extra step after the load (phase 5,
+            see :class:`EmbeddingSpec`).
     """
 
     name: str
@@ -287,6 +313,7 @@ class EntitySpec:
     direct_columns: tuple[DirectColumn, ...] = ()
     follows: tuple[Follow, ...] = ()
     dedup: DedupSpec | None = None
+    embedding: EmbeddingSpec | None = None
 
     @property
     def conflict_key(self) -> str:

@@ -7,10 +7,13 @@
 ``preflight`` / ``verify`` / ``report``: the auditor's commands (:mod:`migration_ops.audit.cli`).
 ``migrate`` run every phase DAG in order with ``airflow dags test`` against the
             connections ``AIRFLOW_CONN_LEGACY_DB`` / ``AIRFLOW_CONN_SUPABASE_DB``; stop and
-            exit non-zero at the first phase that does not validate.
+            exit non-zero at the first phase that does not validate. Phase 5 (AI) runs only
+            when ``MIGRATION_EMBEDDING_PROVIDER`` is set, and says so when it is not.
 ``sync``    run the nightly sync (``incremental_sync``) once the same way.
 ``dedup``   de-duplicate any CSV of person records (:mod:`migration_ops.dedup.cli`).
 ``unlink``  undo one linked patient cluster in the target (:mod:`migration_ops.dedup.step`).
+``search``  ``--entity messages --query TEXT --k 5``: semantic search with the configured
+            provider, printed as legacy id and similarity (never text).
 
 When the Airflow connections or metadata database are not set in the environment, the
 embedded databases are used; values the user set are never overridden.
@@ -27,10 +30,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.entities.spec import PhaseSpec
 from migration_ops import local_env
 from migration_ops.settings import local_dir
+
+if TYPE_CHECKING:
+    from include.entities.spec import PhaseSpec
 
 #: Port of the Storage stand-in for the demo and the local UI (Supabase's local default).
 STORAGE_PORT = 54321
@@ -94,6 +101,8 @@ def migrate(through: int | None = None) -> int:
     for phase in PHASES:
         if through is not None and phase.number > through:
             break
+        if _needs_provider(phase) and not _provider_configured(phase):
+            break
         if not _run_dag(phase):
             print(
                 f"phase {phase.number} did not validate; later phases were not started.",
@@ -150,6 +159,63 @@ def _run_dag(phase: PhaseSpec) -> bool:
     print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
     print(f"reports: {report} (HTML: {report / 'report.html'})\n")
     return True
+
+
+def _needs_provider(phase: PhaseSpec) -> bool:
+    return any(entity.embedding is not None for entity in phase.entities)
+
+
+def _provider_configured(phase: PhaseSpec) -> bool:
+    """Phase 5 embeds: it runs only with a provider chosen on purpose (no silent default)."""
+    from migration_ops.ai.providers import PROVIDER_SETTING, provider_setting
+
+    name = provider_setting() or _airflow_variable(PROVIDER_SETTING)
+    if name:
+        print(f"phase {phase.number}: embedding provider {name}")
+        return True
+    print(
+        f"phase {phase.number} ({phase.dag_id}) not started: no embedding provider configured. "
+        f"Set {PROVIDER_SETTING} to bedrock, local or hashing (environment variable or Airflow "
+        "Variable) and run `make migrate` again."
+    )
+    return False
+
+
+def _airflow_variable(key: str) -> str | None:
+    """An Airflow Variable from the metadata database (the CLI runs outside any task)."""
+    log_path = local_dir() / "logs" / "airflow-variables-get.log"
+    if _airflow("variables", "get", key, log_path=log_path) != 0:
+        return None
+    lines = log_path.read_text(encoding="utf-8").strip().splitlines()
+    return lines[-1].strip().lower() if lines else None
+
+
+def search(entity: str, query: str, k: int) -> int:
+    """Print the top ``k`` matches of ``query`` as legacy id and similarity (never text)."""
+    from migration_ops.ai import search as semantic
+    from migration_ops.ai.providers import ProviderNotConfigured, configured_provider
+    from migration_ops.connections import env_dsn
+
+    try:
+        provider = configured_provider()
+    except ProviderNotConfigured as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    hits = semantic.search(env_dsn("supabase_db"), entity, query, provider, k=k)
+    # messages from legacy comments carry the negated comment id (decision 0009)
+    print(f"{'legacy_id':>10}  similarity")
+    for hit in hits:
+        print(f"{hit.legacy_id!s:>10}  {hit.similarity:.4f}")
+    return 0
+
+
+#: What ``make demo`` asks the migrated messages at the end (answered by ids, not text).
+DEMO_QUESTION = "Which messages ask to rescan the upper molar?"
+
+
+def _demo_search() -> None:
+    print(f"semantic search over the migrated messages: {DEMO_QUESTION!r}")
+    search("messages", DEMO_QUESTION, 5)
 
 
 def _latest_run_id(target_dsn: str, phase_number: int) -> str:
@@ -210,9 +276,14 @@ def _local_storage(legacy: str, media: Path) -> Iterator[None]:
 def demo(scale: float, seed: int) -> int:
     """Whole migration on the embedded default, sandbox built once and reused."""
     _prepare_environment(force_embedded=True)
+    # the demo's provider: deterministic and offline (production sets its own, see migrate).
+    os.environ.setdefault("MIGRATION_EMBEDDING_PROVIDER", "hashing")
     legacy, media = _sandbox(scale, seed)
     with _local_storage(legacy, media):
-        return migrate()
+        code = migrate()
+    if code == 0:
+        _demo_search()
+    return code
 
 
 def airflow(scale: float, seed: int) -> int:
@@ -256,7 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     dedup_cli.add_unlink_parser(sub)
     for name, text in AUDIT_COMMANDS.items():
         sub.add_parser(name, help=text)
+    search_parser = sub.add_parser(
+        "search", help="semantic search: top matches as legacy id and similarity, no text"
+    )
+    search_parser.add_argument("--entity", required=True)
+    search_parser.add_argument("--query", required=True)
+    search_parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.command == "search":
+        _prepare_environment(force_embedded=False)
+        return search(args.entity, args.query, args.k)
     if args.command == "dedup":
         return dedup_cli.run(args)
     if args.command == "unlink":

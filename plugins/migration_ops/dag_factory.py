@@ -350,6 +350,33 @@ def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     return checkpoint_step(_dsns()[1], _run(run), get_entity(entity_name))
 
 
+@task
+def embed(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Embed (phase 5)
+
+    Work the entity's embedding queue with the configured provider
+    (`MIGRATION_EMBEDDING_PROVIDER`: bedrock, local or hashing): batches in a bounded thread
+    pool, unchanged text skipped by content hash, failures retried with backoff and
+    dead-lettered after 3 attempts. Counts only; no text in logs or XCom.
+    """
+    from migration_ops.pipeline import embed_step
+
+    return embed_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
+@task
+def dify(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+    """#### Dify (phase 5)
+
+    When the `dify_knowledge` connection exists: one knowledge base per entity (created if
+    absent), one document per row by text (created, updated on a changed hash, deleted when the
+    row is gone), indexing polled until completed or error. Skipped without the connection.
+    """
+    from migration_ops.pipeline import dify_step
+
+    return dify_step(_dsns()[1], _run(run), get_entity(entity_name))
+
+
 #: An entity's steps after the phase's extract.
 STEPS = (
     ("transform", transform),
@@ -361,7 +388,11 @@ STEPS = (
 
 
 def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
-    """The entity's steps in order: de-duplication before validate, an object copy before load."""
+    """The entity's steps in order, with the optional ones where they belong.
+
+    De-duplication goes before validate, an object copy between validate and load, phase 5's
+    embed and Dify steps between load and checkpoint.
+    """
     steps: tuple[tuple[str, Any], ...] = STEPS
     if entity.dedup is not None:
         at = [name for name, _ in steps].index("validate")
@@ -369,6 +400,9 @@ def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
     if entity.object_copy is not None:
         at = [name for name, _ in steps].index("load")
         steps = (*steps[:at], ("copy_objects", copy_objects), *steps[at:])
+    if entity.embedding is not None:
+        at = [name for name, _ in steps].index("checkpoint")
+        steps = (*steps[:at], ("embed", embed), ("dify", dify), *steps[at:])
     return steps
 
 

@@ -102,7 +102,14 @@ def stage_whole(
 ) -> dict[str, int]:
     """Claim the entity's staging for the run and copy every source table whole."""
     staging.claim(target, run_id, entity, snapshot.taken_at)
-    return {table.table: copy_table(source, target, entity, table) for table in entity.sources}
+    return {
+        table.table: (
+            _stage_target_table(target, entity, table)
+            if table.origin == "target"
+            else copy_table(source, target, entity, table)
+        )
+        for table in entity.sources
+    }
 
 
 def extract_entities(
@@ -163,6 +170,26 @@ def stage_in_snapshot(
             sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot.snapshot_id))
         )
         return stage(source, target, run_id, entity, snapshot)
+
+
+def _stage_target_table(
+    target: psycopg.Connection[Any], entity: EntitySpec, table: SourceTable
+) -> int:
+    """Stage columns of a target ``public`` table (phase 5 reads migrated rows, not legacy).
+
+    In the claiming transaction, so the staged copy and the claim commit together.
+    """
+    staged = qualified(entity.staging_table(table.table))
+    target.execute(
+        sql.SQL("create unlogged table {} as select {} from {}").format(
+            staged,
+            sql.SQL(", ").join(sql.Identifier(name) for name in table.columns),
+            sql.Identifier("public", table.table),
+        )
+    )
+    rows = int(scalar(target, sql.SQL("select count(*) from {}").format(staged)))
+    target.execute(sql.SQL("analyze {}").format(staged))
+    return rows
 
 
 def copy_table(

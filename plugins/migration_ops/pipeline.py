@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
 from migration_ops.db import connect
-from migration_ops.errors import errors_without_values
+from migration_ops.errors import MigrationError, TransientStepError, errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
 from migration_ops.sync import detect
 from migration_ops.validate import QuarantineLimit
 
 if TYPE_CHECKING:
+    from migration_ops.ai.providers import EmbeddingProvider
     from migration_ops.dedup.engine import Thresholds
 
 
@@ -188,6 +189,61 @@ def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[st
         return row_validation.validate_after_load(target_dsn, run.run_id, entity).as_dict()
 
 
+def embed_step(
+    target_dsn: str,
+    run: RunContext,
+    entity: EntitySpec,
+    *,
+    provider: EmbeddingProvider | None = None,
+    workers: int = 4,
+    backoff_seconds: float = 1.0,
+) -> dict[str, int]:
+    """Phase 5: embed the entity's queue with the configured provider (see :mod:`migration_ops.ai`).
+
+    Every queued row ends done (embedded, unchanged or without text) or dead-lettered; the
+    counts go to the task's return value, never a text.
+    """
+    from migration_ops.ai import embed_queue, providers
+
+    assert entity.embedding is not None, f"{entity.name} has no embedding spec"
+    try:
+        chosen = provider or providers.configured_provider()
+    except providers.ProviderNotConfigured as exc:
+        raise MigrationError(entity.name, str(exc), rule="embed.provider_configured") from None
+    with errors_without_values(entity.name, "embed"):
+        guard(target_dsn, run, entity)
+        stats = embed_queue.process_queue(
+            target_dsn, entity.embedding, chosen, workers=workers, backoff_seconds=backoff_seconds
+        )
+    return dict(vars(stats))
+
+
+def dify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+    """Phase 5: sync the entity's Dify knowledge base when ``dify_knowledge`` is configured.
+
+    Without the connection the step does nothing and says so in its counts (``skipped``).
+    """
+    from migration_ops.ai import dify, dify_sync
+
+    assert entity.embedding is not None, f"{entity.name} has no embedding spec"
+    with errors_without_values(entity.name, "dify"):
+        guard(target_dsn, run, entity)
+        configured = dify.configured_client()
+        if configured is None:
+            return {"skipped": 1}
+        client, settings = configured
+        try:
+            stats = dify_sync.sync_entity(target_dsn, entity.embedding, client, settings)
+        except dify.DifyError as exc:
+            # status and code only; retryable kinds (rate limit, 5xx) go back to Airflow's retries
+            if exc.retryable:
+                raise TransientStepError(f"[{entity.name}] dify: {exc}") from None
+            raise MigrationError(entity.name, f"dify: {exc}", rule="dify.error") from None
+        finally:
+            client.close()
+    return dict(vars(stats))
+
+
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Reconcile the entity (source = loaded + merged + quarantined) and drop its staging."""
     with errors_without_values(entity.name, "checkpoint"):
@@ -217,4 +273,7 @@ def run_entity(
         object_copy_step(target_dsn, run, entity, settings=settings, limit=limit)
     load_step(target_dsn, run, entity, legacy_dsn=legacy_dsn)
     verify_step(target_dsn, run, entity)
+    if entity.embedding is not None:
+        embed_step(target_dsn, run, entity)
+        dify_step(target_dsn, run, entity)
     return checkpoint_step(target_dsn, run, entity)

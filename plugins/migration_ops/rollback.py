@@ -243,6 +243,8 @@ def delete_entity_rows(target_dsn: str, entity: EntitySpec) -> int:
         if not _table_exists(conn, entity.target_table):
             return 0
         _rollback_settings(conn, entity)
+        if entity.embedding is not None:
+            _delete_dify_documents(target_dsn, entity)
         for path in entity.rollback.before_sql:
             run_sql_file(conn, path)
         deleted = conn.execute(
@@ -250,6 +252,21 @@ def delete_entity_rows(target_dsn: str, entity: EntitySpec) -> int:
         ).rowcount
     log.info("rollback: %s: %d rows deleted", entity.name, deleted)
     return deleted
+
+
+def _delete_dify_documents(target_dsn: str, entity: EntitySpec) -> None:
+    """Phase 5: delete the entity's Dify documents (when Dify is configured) before its rows."""
+    from migration_ops.ai import dify, dify_sync
+
+    configured = dify.configured_client()
+    if configured is None or entity.embedding is None:
+        return
+    client, _ = configured
+    try:
+        deleted = dify_sync.delete_all(target_dsn, entity.embedding, client)
+    finally:
+        client.close()
+    log.info("rollback: %s: %d Dify documents deleted", entity.name, deleted)
 
 
 def delete_phase_rows(
@@ -369,6 +386,14 @@ def restore_backup(
     backup.check_tool_versions(target_dsn, ["pg_restore", "psql"])
     assert point.location is not None
     _start(target_dsn, actor, "restore", plan, {"backup_id": point.backup_id, "note": note})
+    # What the covered phases loaded outside public (phase 5's queue) is not in the dump:
+    # removed first, exactly as the delete mode removes it (its before_sql also drops what
+    # outside public depends on public's row types, which would make the restore refuse).
+    outside = {
+        entity.name: delete_entity_rows(target_dsn, entity)
+        for entity in deletion_order(plan.phase)
+        if not entity.target_table.startswith("public.")
+    }
     with backup.store_for(point.location).opened(point.location) as archive:
         backup.check_digest(archive, point)
         _restore_public(target_dsn, archive, point.backup_id)
@@ -382,7 +407,8 @@ def restore_backup(
             "counts",
             rule="rollback.restore_counts",
         )
-    runs = _finish(target_dsn, actor, "restore", plan, {"backup_id": point.backup_id, "note": note})
+    details = {"backup_id": point.backup_id, "note": note, "deleted_outside_public": outside}
+    runs = _finish(target_dsn, actor, "restore", plan, details)
     return {**plan.to_xcom(), "backup_id": point.backup_id, "runs_rolled_back": len(runs)}
 
 

@@ -355,10 +355,10 @@ def check_gate(target_dsn: str, phase: PhaseSpec) -> None:
     Raises:
         GateClosed: with a message saying which phase to run (or fix) first.
     """
-    from include.entities import PHASES
+    from include.entities import LEGACY_PHASES
 
     if phase.number == SYNC_PHASE:
-        for earlier in PHASES:
+        for earlier in LEGACY_PHASES:
             if reason := _unvalidated(target_dsn, earlier.number):
                 raise GateClosed(
                     f"the sync cannot start: phase {earlier.number} {reason}. The sync follows "

@@ -85,7 +85,8 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
         names = [name for name, _ in steps_of(entity)]
         dedup = ["dedup"] if entity.dedup is not None else []
         assert names[: 2 + len(dedup)] == ["transform", *dedup, "validate"]
-        assert names[-3:] == ["load", "verify", "checkpoint"]
+        embeds = ["embed", "dify"] if entity.embedding is not None else []
+        assert names[-3 - len(embeds) :] == ["load", "verify", *embeds, "checkpoint"]
         assert ("copy_objects" in names) == (entity.object_copy is not None)
         assert ("dedup" in names) == (entity.name == "profiles"), "patients are de-duplicated"
         ids = [f"{entity.name}.{name}" for name in names]

@@ -73,6 +73,8 @@ def migrate_env(
         ),
         "MIGRATION_LOCAL_DIR": str(workdir / "local"),
         "MIGRATION_REPORTS_DIR": str(workdir / "reports"),
+        # phase 5 runs only with a provider chosen on purpose: the tests' offline one
+        "MIGRATION_EMBEDDING_PROVIDER": os.environ.get("MIGRATION_EMBEDDING_PROVIDER", "hashing"),
     }
     if "AIRFLOW_CONN_SUPABASE_STORAGE" in os.environ:
         env["AIRFLOW_CONN_SUPABASE_STORAGE"] = os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"]

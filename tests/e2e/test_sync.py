@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from include.entities import PHASES, SYNC
+from include.entities import LEGACY_PHASES, SYNC
 from migration_ops import local_env, pipeline, runs
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
@@ -27,7 +27,7 @@ CURSOR_KINDS = ("updated_at", "insert_only")
 
 
 def full_load(legacy: str, target: str, prefix: str) -> None:
-    for phase in PHASES:
+    for phase in LEGACY_PHASES:
         run_phase(legacy, target, phase, f"{prefix}-phase{phase.number}")
 
 
@@ -52,7 +52,7 @@ def live_rows(target: str) -> dict[str, list[tuple[Any, ...]]]:
     result = {}
     with connect(target) as conn:
         conn.execute("set timezone = 'UTC'")  # the same instants print alike in both targets
-        for table in dict.fromkeys(e.target_table for p in PHASES for e in p.entities):
+        for table in dict.fromkeys(e.target_table for p in LEGACY_PHASES for e in p.entities):
             schema, name = table.split(".")
             columns = [
                 r[0]
