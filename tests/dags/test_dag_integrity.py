@@ -127,7 +127,8 @@ def test_the_sync_runs_every_entity_in_phase_order_nightly(dagbag) -> None:
     assert dag.get_task("gate").downstream_task_ids == {"begin"}
     assert not [t for t in dag.task_ids if t.startswith("backup")], "no full dump per sync"
     assert [o.uri for o in dag.get_task("publish").outlets] == ["migration://sync/completed"]
-    assert {e.name for e in SYNC.entities} == {e.name for phase in PHASES for e in phase.entities}
+    # phases 1-4: phase 5 follows the changes through its triggers
+    assert {e.name for e in SYNC.entities} == {e.name for p in PHASES[:4] for e in p.entities}
     # phase 2 entities wait for every phase 1 entity (their parents are in the target by then)
     orders = dag.get_task("orders.transform").upstream_task_ids
     assert {"extract", "profiles.checkpoint", "offices.checkpoint", "jaws.checkpoint"} <= orders

@@ -53,7 +53,7 @@ def test_sign_off_verdict_names_each_reason() -> None:
         "unexpected": 0,
         "backup_id": 7,
     }
-    good = {"phases": [{**phase, "phase": n} for n in (1, 2, 3, 4)], "verify_target": None}
+    good = {"phases": [{**phase, "phase": n} for n in (1, 2, 3, 4, 5)], "verify_target": None}
     assert signoff.verdict(good) == []
     bad = {
         "phases": [
@@ -68,6 +68,7 @@ def test_sign_off_verdict_names_each_reason() -> None:
         "phase 2: no verified backup",
         "phase 3: latest run failed",
         "phase 4 has not run",
+        "phase 5 has not run",
         "latest verify_target (v1) failed",
     ]
 
