@@ -107,9 +107,7 @@ def main() -> int:
         ]
     killed = sum(1 for _, was_killed in rounds if was_killed)
     converged = sum(1 for ok, _ in rounds if ok)
-    print(
-        f"{killed} of {len(rounds)} rounds killed mid-run; {converged} of {len(rounds)} converged"
-    )
+    print(f"{killed} of {len(rounds)} rounds killed mid-run; {converged} converged")
     return 0 if converged == len(rounds) and code == 0 else 1
 
 
