@@ -26,6 +26,7 @@ from migration_ops.db import connect
 from migration_ops.errors import MigrationError, TransientStepError, errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
+from migration_ops.sync import apply as sync_apply
 from migration_ops.sync import detect
 from migration_ops.validate import QuarantineLimit
 
@@ -186,7 +187,10 @@ def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[st
 
     with errors_without_values(entity.name, "verify"):
         guard(target_dsn, run, entity)
-        return row_validation.validate_after_load(target_dsn, run.run_id, entity).as_dict()
+        scope = sync_apply.touched(entity) if run.incremental else None
+        return row_validation.validate_after_load(
+            target_dsn, run.run_id, entity, scope=scope
+        ).as_dict()
 
 
 def embed_step(

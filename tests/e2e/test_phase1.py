@@ -414,10 +414,14 @@ def test_unlink_and_review_decisions_end_to_end(
         ).fetchall() == [("reviewer", None)]
 
     # the DAG param dedup_unlink: the dedup task undoes the cluster before de-duplicating
-    outcome = pipeline.dedup_step(target, third, PROFILES, unlink_ids=(16,), actor="airflow-user")
+    fourth = runs.begin_run(target, PHASE_1, "dedup-4", triggered_by="pytest", params={})
+    pipeline.extract_step(sandbox_dsn, target, fourth, [PROFILES])
+    pipeline.transform_step(target, fourth, PROFILES)
+    outcome = pipeline.dedup_step(target, fourth, PROFILES, unlink_ids=(16,), actor="airflow-user")
     assert (
-        outcome["linked_pairs"] == 0 and outcome["candidates"] == 84
+        outcome["linked_pairs"] == 0 and outcome["candidates"] == 85
     )  # patients, no test accounts
+    runs.mark_failed(target, "dedup-4")  # never loaded
     assert _linked_pairs(target) == set()
     with connect(target) as conn:
         assert conn.execute(
@@ -436,16 +440,18 @@ def test_a_run_that_stages_only_a_delta_links_into_existing_clusters(
     target = local_env.ensure_database(pg_socket, "e2e_dedup_delta", recreate=True)
     first = run_phase(sandbox_dsn, target, PHASE_1, "delta-1")
     run = runs.begin_run(target, PHASE_1, "delta-2", triggered_by="pytest", params={})
+    pipeline.extract_step(sandbox_dsn, target, run, [PROFILES])
+    pipeline.transform_step(target, run, PROFILES)
     with connect(target) as conn:  # what a delta run stages: the changed copy (user 6) only
         conn.execute("delete from staging.profiles__transformed where legacy_user_id <> 6")
         conn.execute(
             "update public.profiles set merged_into = null, merged_into_legacy_user_id = null"
         )
     outcome = pipeline.dedup_step(target, run, PROFILES)
-    assert (outcome["candidates"], outcome["linked_pairs"], outcome["clusters"]) == (84, 1, 1)
+    assert (outcome["candidates"], outcome["linked_pairs"], outcome["clusters"]) == (85, 1, 1)
     with connect(target) as conn:
         run_sql_file(conn, "load/profiles__link_duplicates.sql", settings=run.settings())
-    assert _linked_pairs(target) == {(6, 16)}, "1 staged + 83 migrated patients compared"
+    assert _linked_pairs(target) == {(6, 16)}, "1 staged + 84 migrated patients compared"
     with connect(target) as conn:
         survivors = conn.execute(
             "select run_id, survivor_legacy_id from migration.dedup_members "

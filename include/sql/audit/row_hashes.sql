@@ -3,7 +3,8 @@
 --        verify_target, minus the rows held in quarantine: {legacy_filter}), {target} table,
 --        {key} legacy-id column, {legacy_columns} the mapped columns cast to the target's
 --        types, {target_columns} the same columns of the target, {universe} every legacy id
---        of the entity in the snapshot (the transformed rows).
+--        of the entity in the snapshot (the transformed rows), {target_filter} which target
+--        rows are in scope (not marked legacy_removed_at; after a sync, only its delta).
 --   out: temporary tables rv_legacy, rv_target, rv_universe (legacy id, md5): ids and hashes,
 --        never values; dropped at commit.
 -- Idempotent: temporary tables of the caller's transaction; nothing persistent is written.
@@ -17,7 +18,7 @@ where s.{key} is not null {legacy_filter};
 create temporary table rv_target on commit drop as
 select t.{key}::bigint as legacy_id, md5(row({target_columns})::text) as h
 from {target} as t
-where t.{key} is not null;
+where t.{key} is not null {target_filter};
 
 create temporary table rv_universe on commit drop as
 select distinct u.{key}::bigint as legacy_id

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from include.entities import PHASES
+from include.entities import LEGACY_PHASES as PHASES  # phase 5 reads the target, not legacy
 from include.transforms.patterns import EMAIL_PATTERN
 from include.transforms.phase4_codes import ORDER_STATES
 from include.transforms.text_repair import MOJIBAKE_CANDIDATE_PATTERN

@@ -104,6 +104,23 @@ def _parts(columns: list[tuple[str, str]]) -> dict[str, sql.Composable]:
     }
 
 
+def _target_filter(
+    conn: psycopg.Connection[Any], entity: EntitySpec, scope: sql.Composable | None
+) -> sql.Composable:
+    schema, table = entity.target_table.split(".")
+    removable = conn.execute(
+        "select 1 from information_schema.columns where table_schema = %s and table_name = %s "
+        "and column_name = 'legacy_removed_at'",
+        (schema, table),
+    ).fetchone()
+    parts: list[sql.Composable] = []
+    if removable:
+        parts.append(sql.SQL("and t.legacy_removed_at is null"))
+    if scope is not None:
+        parts.append(sql.SQL("and t.{}::bigint in ({})").format(sql.Identifier(entity.key), scope))
+    return sql.SQL(" ").join(parts)
+
+
 def compare(
     conn: psycopg.Connection[Any],
     entity: EntitySpec,
@@ -112,11 +129,14 @@ def compare(
     legacy_table: str,
     exclude_quarantined: bool = False,
     exclude_columns: tuple[str, ...] = (),
+    target_scope: sql.Composable | None = None,
 ) -> RowValidation:
     """Compare target-shaped legacy rows with the target and record the findings.
 
     Runs in ``conn``'s transaction; the findings of ``run_id`` for the entity replace its
     earlier ones. ``rv_*`` temporary tables hold ids and hashes only and drop at commit.
+    Target rows marked ``legacy_removed_at`` (gone from legacy, kept) are out of scope, and
+    so are, after a sync, the rows outside its delta (``target_scope``: a query of legacy ids).
     """
     columns = [c for c in mapped_columns(conn, entity, legacy_table) if c[0] not in exclude_columns]
     if entity.key not in {c for c, _ in columns}:
@@ -128,6 +148,7 @@ def compare(
         else ""
     ).format(sql.Literal(entity.name), sql.Identifier(entity.key))
     names = {
+        "target_filter": _target_filter(conn, entity, target_scope),
         "legacy": qualified(legacy_table),
         "target": qualified(entity.target_table),
         "universe": qualified(entity.staging_table("transformed")),
@@ -204,13 +225,16 @@ def failure_message(outcome: RowValidation) -> str:
     )
 
 
-def validate_after_load(target_dsn: str, run_id: str, entity: EntitySpec) -> RowValidation:
+def validate_after_load(
+    target_dsn: str, run_id: str, entity: EntitySpec, *, scope: sql.Composable | None = None
+) -> RowValidation:
     """Compare the entity's loaded rows with the target right after its load.
 
     Runs while the staging still exists (before the checkpoint drops it): the legacy side is
     ``__validated``, the rows of the phase's snapshot through the transform that passed the
     suite. The result is committed before a mismatch raises, so the findings stay for the
-    auditor and the report.
+    auditor and the report. After a sync, ``scope`` (the delta's legacy ids) limits the target
+    side to the rows the sync evaluated.
 
     Raises:
         MigrationError: a row differs, is missing, or the target has a stray row.
@@ -219,7 +243,13 @@ def validate_after_load(target_dsn: str, run_id: str, entity: EntitySpec) -> Row
     with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
         ensure_schema(conn)
     with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
-        outcome = compare(conn, entity, run_id, legacy_table=entity.staging_table("validated"))
+        outcome = compare(
+            conn,
+            entity,
+            run_id,
+            legacy_table=entity.staging_table("validated"),
+            target_scope=scope,
+        )
         snapshot = conn.execute(
             "select snapshot_at from migration.runs where run_id = %s", (run_id,)
         ).fetchone()

@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from include.entities import PHASES
+from include.entities import LEGACY_PHASES as PHASES  # phase 5 reads the target
 from include.entities.spec import EntitySpec
 from migration_ops import extract, staging, transform
 from migration_ops.audit import row_validation
