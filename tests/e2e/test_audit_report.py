@@ -43,7 +43,8 @@ def test_report_html_charts_data_docs_and_archive(
     with connect(target) as conn:
         loaded = dict(
             conn.execute(
-                "select entity, loaded_rows from migration.reconciliation where run_id = %s",
+                "select entity, loaded_rows + merged_rows from migration.reconciliation "
+                "where run_id = %s",
                 (run.run_id,),
             ).fetchall()
         )
