@@ -38,6 +38,7 @@ from airflow.sdk import (
 
 from include.entities import get_entity, get_phase
 from include.entities.spec import EntitySpec, PhaseSpec
+from migration_ops.pools import TARGET_POOL
 from migration_ops.settings import LEGACY_CONN_ID, TARGET_CONN_ID
 
 #: Retry what can heal (a dropped connection, a killed worker); fail at once on what cannot:
@@ -367,6 +368,8 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         start_date=datetime(2025, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
+        # Unpaused from the start: a paused phase 2 would never follow phase 1's Asset.
+        is_paused_upon_creation=False,
         default_args=DEFAULT_ARGS,
         params=PARAMS,
         tags=["migration", f"phase-{phase.number}", phase.name],
@@ -382,7 +385,8 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         for entity in phase.ordered():
             with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
                 steps = [
-                    step.override(task_id=name)(run, entity.name) for name, step in steps_of(entity)
+                    step.override(task_id=name, pool=TARGET_POOL)(run, entity.name)
+                    for name, step in steps_of(entity)
                 ]
                 for upstream, downstream in zip(steps, steps[1:], strict=False):
                     upstream >> downstream
