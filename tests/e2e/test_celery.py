@@ -38,11 +38,19 @@ def stack_factory(tmp_path: Path, pg_socket: str, sandbox_dsn: str, supabase_sto
         stack.stop()
 
 
-def _validated(target: str, phase: int) -> bool:
-    try:
-        return runs.latest_run_status(target, phase) == "validated"
-    except Exception:  # noqa: BLE001 - the migration schema may not exist yet
-        return False
+def _finished(stack: AirflowStack, dag_id: str) -> bool:
+    """The DAG's latest run has finished (record_failure runs, and skips, after publish)."""
+    stack.assert_alive()
+    dag_runs = stack.dag_runs(dag_id)
+    return bool(dag_runs) and dag_runs[-1]["state"] in {"success", "failed"}
+
+
+def _validated(target: str, phase: int | None = None) -> bool:
+    """Phase ``phase`` validated; fails at once when any phase run failed (no waiting it out)."""
+    with connect(target) as conn:
+        statuses = dict(conn.execute("select phase, status from migration.runs").fetchall())
+    assert "failed" not in statuses.values(), statuses
+    return statuses.get(phase) == "validated"
 
 
 def test_phase_1_triggered_in_the_api_runs_every_phase_on_celery(stack_factory, tmp_path) -> None:
@@ -51,9 +59,9 @@ def test_phase_1_triggered_in_the_api_runs_every_phase_on_celery(stack_factory, 
     wait_for(lambda: stack.request("GET", f"/api/v2/dags/{first.dag_id}"), 180, "DAGs parsed")
     stack.trigger(first.dag_id, {"note": "celery e2e"})
     wait_for(
-        lambda: stack.assert_alive() or _validated(target, last.number),
+        lambda: _finished(stack, last.dag_id) and _validated(target, last.number),
         1500,
-        "phase 4 validated",
+        "phase 4 validated and its DAG run finished",
         every=5,
     )
     for phase in PHASES:
@@ -95,7 +103,7 @@ def test_a_worker_killed_during_a_load_is_retried_and_converges(
     stack.kill("worker")
     stack.start_worker("worker-2")
     wait_for(
-        lambda: stack.assert_alive() or _validated(target, phase.number),
+        lambda: _finished(stack, phase.dag_id) and _validated(target, phase.number),
         900,
         "phase 1 validated",
         every=5,
