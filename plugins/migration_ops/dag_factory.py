@@ -352,6 +352,13 @@ def _doc(phase: PhaseSpec) -> str:
     ]
     if phase.number > 1:
         lines.append(f"**Gate:** runs only after phase {phase.number - 1} validated.")
+    lines += [
+        f"**Needs:** pool `{TARGET_POOL}` (entity steps; independent entities run in parallel).",
+        "**Recover:** a failed run is marked `failed` with its report; fix the cause (a "
+        "quarantine rule: docs/troubleshooting.md; a connection or worker: retried "
+        "automatically) and trigger this DAG again; it starts from a fresh snapshot and "
+        "converges. To undo it: `rollback_phase`. Progress and counts: the Migration dashboard.",
+    ]
     lines += ["", "| entity | legacy source | target | suite |", "|---|---|---|---|"]
     for entity in phase.ordered():
         sources = ", ".join(s.table for s in entity.sources)
