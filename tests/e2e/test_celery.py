@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from include.entities import PHASES
-from migration_ops import local_env, runs
+from migration_ops import local_env
 from migration_ops.db import connect, scalar
 from tests.e2e.airflow_stack import AirflowStack, start_stack, wait_for
 from tests.e2e.kill_harness import KILL_POINTS, comparable, kill_condition
