@@ -111,7 +111,7 @@ def test_a_worker_killed_during_a_load_is_retried_and_converges(
     run_id = stack.dag_runs(phase.dag_id)[0]["dag_run_id"]
     tries = stack.task_tries(phase.dag_id, run_id)
     retried = {task: t for task, t in tries.items() if len(t) > 1}
-    assert retried, "the task the worker was running was tried again"
+    assert [t for t in retried if t.endswith(".load")], f"a load was tried again: {retried}"
     for task, task_tries in retried.items():
         assert task_tries[-1]["state"] == "success", task
         assert task_tries[0]["state"] in {"failed", "up_for_retry"}, task
