@@ -27,8 +27,9 @@ from pathlib import Path
 from migration_ops import local_env
 from migration_ops.settings import local_dir
 
-#: Port of the Storage stand-in for the demo and the local UI (Supabase's local default).
-STORAGE_PORT = 54321
+#: Port of the Storage stand-in for the demo and the local UI (Supabase's local default;
+#: ``MIGRATION_STORAGE_PORT`` moves it when another program holds that port).
+STORAGE_PORT = int(os.environ.get("MIGRATION_STORAGE_PORT", "54321"))
 
 #: Settings that, when all present in the environment, mean no embedded database is needed.
 USER_SETTINGS = (
@@ -186,9 +187,10 @@ def airflow(scale: float, seed: int) -> int:
         return 2
     _import_pools()
     with _local_storage(legacy, media):
+        url = f"http://localhost:{os.environ.get('AIRFLOW__API__PORT', '8080')}"
         print(
-            "Airflow UI: http://localhost:8080 (user admin, password "
-            f"{password}); migration dashboard: http://localhost:8080/migration/. Ctrl-C stops."
+            f"Airflow UI: {url} (user admin, password {password}); "
+            f"migration dashboard: {url}/migration/. Ctrl-C stops."
         )
         return _airflow("standalone")
 
