@@ -180,6 +180,10 @@ def airflow(scale: float, seed: int) -> int:
     _prepare_environment(force_embedded=True)
     legacy, media = _sandbox(scale, seed)
     password = _login_settings()
+    port = os.environ.setdefault("AIRFLOW__API__PORT", "8080")
+    os.environ.setdefault(
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/"
+    )
     # standalone starts its components as `airflow ...`: this environment's must come first.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
@@ -187,7 +191,7 @@ def airflow(scale: float, seed: int) -> int:
         return 2
     _import_pools()
     with _local_storage(legacy, media):
-        url = f"http://localhost:{os.environ.get('AIRFLOW__API__PORT', '8080')}"
+        url = f"http://localhost:{port}"
         print(
             f"Airflow UI: {url} (user admin, password {password}); "
             f"migration dashboard: {url}/migration/. Ctrl-C stops."
