@@ -17,7 +17,7 @@ from include.entities import PHASES
 from migration_ops import local_env
 from migration_ops.db import connect, scalar
 from tests.e2e.airflow_stack import AirflowStack, start_stack, wait_for
-from tests.e2e.kill_harness import KILL_POINTS, comparable, kill_condition
+from tests.e2e.kill_harness import comparable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 
@@ -51,6 +51,23 @@ def _validated(target: str, phase: int | None = None) -> bool:
         statuses = dict(conn.execute("select phase, status from migration.runs").fetchall())
     assert "failed" not in statuses.values(), statuses
     return statuses.get(phase) == "validated"
+
+
+def _run_begun(target: str) -> bool:
+    with connect(target) as conn:
+        return bool(conn.execute("select to_regclass('migration.runs')").fetchone()[0]) and bool(
+            conn.execute("select 1 from migration.runs where phase = 1").fetchone()
+        )
+
+
+def _loading(server: str, entity: str) -> bool:
+    with connect(server, autocommit=True) as conn:
+        return bool(
+            conn.execute(
+                "select 1 from pg_stat_activity where application_name = %s and state <> 'idle'",
+                (f"migration:load:{entity}",),
+            ).fetchone()
+        )
 
 
 def test_phase_1_triggered_in_the_api_runs_every_phase_on_celery(stack_factory, tmp_path) -> None:
@@ -98,9 +115,13 @@ def test_a_worker_killed_during_a_load_is_retried_and_converges(
     wait_for(lambda: stack.request("GET", f"/api/v2/dags/{phase.dag_id}"), 180, "DAGs parsed")
     stack.trigger(phase.dag_id)
     server = local_env.dsn(pg_socket, "postgres")
-    assert "load" in KILL_POINTS
-    wait_for(lambda: kill_condition("load")(server, target), 600, "a load", every=0.2)
-    stack.kill("worker")
+    # A sandbox load takes milliseconds: hold a SHARE lock on profiles' table (after the
+    # backup, which needs its own lock) so the load is surely running when the worker dies.
+    wait_for(lambda: _run_begun(target), 600, "phase 1 begun", every=0.5)
+    with connect(local_env.dsn(pg_socket, "celery_kill_target")) as blocker:
+        blocker.execute("lock table public.profiles in share mode")
+        wait_for(lambda: _loading(server, "profiles"), 600, "profiles' load", every=0.5)
+        stack.kill("worker")
     stack.start_worker("worker-2")
     wait_for(
         lambda: _finished(stack, phase.dag_id) and _validated(target, phase.number),
@@ -111,7 +132,7 @@ def test_a_worker_killed_during_a_load_is_retried_and_converges(
     run_id = stack.dag_runs(phase.dag_id)[0]["dag_run_id"]
     tries = stack.task_tries(phase.dag_id, run_id)
     retried = {task: t for task, t in tries.items() if len(t) > 1}
-    assert [t for t in retried if t.endswith(".load")], f"a load was tried again: {retried}"
+    assert "profiles.load" in retried, f"the killed load was tried again: {retried}"
     for task, task_tries in retried.items():
         assert task_tries[-1]["state"] == "success", task
         assert task_tries[0]["state"] in {"failed", "up_for_retry"}, task
