@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate sync airflow test test-slow kill-converge test-fast lint fmt bench bench-dedup sandbox db-up db-down clean mutate preflight verify report
+.PHONY: help install demo migrate sync airflow test test-slow test-celery test-deps kill-converge test-fast lint fmt bench bench-dedup sandbox db-up db-down clean mutate preflight verify report
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,11 +42,20 @@ report: $(STAMP) ## rewrite the latest run reports (HTML) and the sign-off summa
 airflow: $(STAMP) ## local Airflow (api-server, scheduler, dag-processor) on http://localhost:8080
 	$(PY) -m migration_ops.cli airflow
 
-test: $(STAMP) ## the whole test suite (unit, DAG integrity, end-to-end on embedded PostgreSQL)
+test: $(STAMP) test-deps ## the whole test suite (unit, DAG integrity, end-to-end on embedded PostgreSQL)
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP) ## the slow tier: kill `migrate` at fixed points, rerun, compare (CI runs it too)
 	$(PY) -m pytest -q -m slow
+
+test-celery: $(STAMP) test-deps ## the Celery tier: scheduler, CeleryExecutor, Redis, a worker killed mid-load (CI runs it)
+	$(PY) -m pytest -q -m celery
+
+test-deps: ## system packages the browser and Celery tests need (redis-server, chromium), when missing
+	@command -v redis-server >/dev/null && command -v chromium >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq redis-server chromium chromium-driver >/dev/null; \
+	    else echo "install redis-server and chromium (apt) for the browser and Celery tests" >&2; fi; }
 
 kill-converge: $(STAMP) ## kill `migrate` at random moments N times (RUNS=10), rerun, compare
 	$(PY) scripts/kill_converge.py --runs $${RUNS:-10}

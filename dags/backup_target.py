@@ -10,6 +10,10 @@ the same way. Last, rotation keeps N daily / weekly / monthly backups
 Files go to `MIGRATION_BACKUP_DIR` (default `.local/backups`), or to S3 when
 `MIGRATION_BACKUP_S3_BUCKET` is set (connection `backup_s3`). Phase DAGs take the same
 verified backup inline before they change anything. See `docs/backup-and-rollback.md`.
+
+Recover: a failed dump or verification changes nothing on the target; read the task log
+(disk space, `pg_dump` version, connection) and trigger again. Paused at creation: unpause
+it to get the daily backup.
 """
 
 from datetime import UTC, datetime

@@ -14,6 +14,9 @@ in progress. A verified backup of the current state is taken first, so a mistake
 can itself be undone. Afterwards the rolled-back phases' runs are `rolled_back`: later
 phases stay gated until the phase runs and validates again. See
 `docs/backup-and-rollback.md` for when to use which mode.
+
+Recover: a refused or failed rollback leaves the target as it was (one transaction per
+entity, or one for a restore); the backup taken first restores a mistaken one.
 """
 
 from datetime import UTC, datetime

@@ -39,8 +39,9 @@ from migration_ops.settings import local_dir
 if TYPE_CHECKING:
     from include.entities.spec import PhaseSpec
 
-#: Port of the Storage stand-in for the demo and the local UI (Supabase's local default).
-STORAGE_PORT = 54321
+#: Port of the Storage stand-in for the demo and the local UI (Supabase's local default;
+#: ``MIGRATION_STORAGE_PORT`` moves it when another program holds that port).
+STORAGE_PORT = int(os.environ.get("MIGRATION_STORAGE_PORT", "54321"))
 
 #: Settings that, when all present in the environment, mean no embedded database is needed.
 USER_SETTINGS = (
@@ -289,19 +290,56 @@ def demo(scale: float, seed: int) -> int:
 def airflow(scale: float, seed: int) -> int:
     """A local Airflow (``airflow standalone``) on the embedded databases and Storage stand-in.
 
-    Every visitor is admin (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``): for a developer's machine only.
+    Real login (user ``admin``, password printed at start), the ``migration_target`` pool
+    created, phase DAGs unpaused: triggering phase 1 in the UI runs phases 2-4 through their
+    Assets, and the migration dashboard is at ``/migration/``.
     """
     _prepare_environment(force_embedded=True)
     legacy, media = _sandbox(scale, seed)
-    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+    password = _login_settings()
+    port = os.environ.setdefault("AIRFLOW__API__PORT", "8080")
+    os.environ.setdefault(
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/"
+    )
     # standalone starts its components as `airflow ...`: this environment's must come first.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
         print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
         return 2
+    _import_pools()
     with _local_storage(legacy, media):
-        print("Airflow UI: http://localhost:8080 (no login: every visitor is admin). Ctrl-C stops.")
+        url = f"http://localhost:{port}"
+        print(
+            f"Airflow UI: {url} (user admin, password {password}); "
+            f"migration dashboard: {url}/migration/. Ctrl-C stops."
+        )
         return _airflow("standalone")
+
+
+def _login_settings() -> str:
+    """Airflow's simple auth manager with one admin whose password is kept in .local/airflow.
+
+    The password is generated once and reused, so a bookmarked login keeps working.
+    """
+    import json
+    import secrets
+
+    path = Path(os.environ["AIRFLOW_HOME"]) / "passwords.json"
+    if not path.exists():
+        path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}), encoding="utf-8")
+        path.chmod(0o600)
+    os.environ.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", None)
+    os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(path))
+    return str(json.loads(path.read_text(encoding="utf-8"))["admin"])
+
+
+def _import_pools() -> None:
+    """Create the pools the phase DAGs use (``migration_target``); idempotent."""
+    from migration_ops.pools import write_pool_file
+
+    pool_file = write_pool_file(local_dir() / "airflow-pools.json")
+    _airflow("pools", "import", str(pool_file), log_path=local_dir() / "logs" / "pools.log")
 
 
 def main(argv: list[str] | None = None) -> int:

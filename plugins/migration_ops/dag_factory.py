@@ -41,6 +41,7 @@ from airflow.sdk import (
 
 from include.entities import get_entity, get_phase
 from include.entities.spec import EntitySpec, PhaseSpec
+from migration_ops.pools import TARGET_POOL
 from migration_ops.runs import SYNC_PHASE
 from migration_ops.settings import LEGACY_CONN_ID, TARGET_CONN_ID
 
@@ -489,6 +490,13 @@ def _doc(phase: PhaseSpec) -> str:
         )
     elif phase.number > 1:
         lines.append(f"**Gate:** runs only after phase {phase.number - 1} validated.")
+    lines += [
+        f"**Needs:** pool `{TARGET_POOL}` (entity steps; independent entities run in parallel).",
+        "**Recover:** a failed run is marked `failed` with its report; fix the cause (a "
+        "quarantine rule: docs/troubleshooting.md; a connection or worker: retried "
+        "automatically) and trigger this DAG again; it starts from a fresh snapshot and "
+        "converges. To undo it: `rollback_phase`. Progress and counts: the Migration dashboard.",
+    ]
     lines += ["", "| entity | legacy source | target | suite |", "|---|---|---|---|"]
     for entity in phase.ordered():
         sources = ", ".join(s.table for s in entity.sources)
@@ -502,7 +510,8 @@ def _entity_groups(phase: PhaseSpec, run: Any, staged: Any) -> dict[str, TaskGro
     for entity in phase.ordered():
         with TaskGroup(group_id=entity.name, tooltip=entity.description) as group:
             steps = [
-                step.override(task_id=name)(run, entity.name) for name, step in steps_of(entity)
+                step.override(task_id=name, pool=TARGET_POOL)(run, entity.name)
+                for name, step in steps_of(entity)
             ]
             for upstream, downstream in zip(steps, steps[1:], strict=False):
                 upstream >> downstream
@@ -534,6 +543,8 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         start_date=datetime(2025, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
+        # Unpaused from the start: a paused phase 2 would never follow phase 1's Asset.
+        is_paused_upon_creation=False,
         default_args=DEFAULT_ARGS,
         params=PARAMS,
         tags=["migration", f"phase-{phase.number}" if phase.number else "sync", phase.name],

@@ -25,6 +25,7 @@ from include.entities.spec import EntitySpec, SourceTable
 from migration_ops import staging
 from migration_ops.db import connect, connect_legacy, qualified, scalar
 from migration_ops.errors import SchemaDriftError
+from migration_ops.progress import Progress
 from migration_ops.settings import LEGACY_SCHEMA
 
 
@@ -239,8 +240,11 @@ def copy_table(
         reader.copy(copy_out, params) as outgoing,
         writer.copy(copy_in) as incoming,
     ):
+        progress = Progress(f"extract {entity.name}.{table.table}", unit="bytes")
         for chunk in outgoing:
             incoming.write(chunk)
+            progress.add(len(chunk))
+        progress.finish()
     # COPY FROM reports no row count for binary input: count what actually landed.
     rows = int(scalar(target, sql.SQL("select count(*) from {}").format(staged)))
     target.execute(sql.SQL("analyze {}").format(staged))

@@ -47,6 +47,7 @@ from include.entities.spec import EntitySpec, ObjectCopySpec
 from migration_ops import quarantine
 from migration_ops.db import connect, qualified
 from migration_ops.errors import MigrationError, ValidationFailed
+from migration_ops.progress import Progress
 from migration_ops.validate import QuarantineLimit
 
 if TYPE_CHECKING:
@@ -334,6 +335,7 @@ def copy_objects(
             scope_filter=scope_filter,
         )
         in_scope, after = 0, -(2**63)
+        progress = Progress(f"object copy {entity.name}", unit="objects")
         with ThreadPoolExecutor(max_workers=settings.workers) as pool:
             while batch := conn.execute(next_batch, (after, BATCH_SIZE)).fetchall():
                 after = batch[-1][0]
@@ -344,6 +346,8 @@ def copy_objects(
                         counts[result[1]] += 1
                         copy.write_row(result)
                 conn.commit()
+                progress.add(len(batch))
+        progress.finish()
         total = conn.execute(sql.SQL("select count(*) from {}").format(validated)).fetchone()
         out_of_scope = int(total[0] if total else 0) - in_scope
     return _settle(target_dsn, entity, spec, settings, counts, out_of_scope, limit)

@@ -1,0 +1,63 @@
+"""Progress lines for long steps: amount done, rate and ETA, at most every few seconds.
+
+A data engineer watching a task log of a multi-hour extract or object copy needs to see that
+it moves and when it will end; a line per chunk would drown the log. Lines carry the step's
+name (entity and table names), counts and rates only: never a value from a row, so no PHI.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two progress lines of one step.
+DEFAULT_INTERVAL = 5.0
+
+
+@dataclass
+class Progress:
+    """Counts what a step has done and logs it every ``interval`` seconds (and at the end).
+
+    ``total`` (when known) gives the percentage and the ETA; ``unit`` names what is counted.
+    """
+
+    step: str
+    total: int | None = None
+    unit: str = "rows"
+    interval: float = DEFAULT_INTERVAL
+    clock: Callable[[], float] = time.monotonic
+    logger: logging.Logger = log
+    done: int = 0
+    started: float = field(init=False)
+    last_logged: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.last_logged = self.clock()
+
+    def add(self, amount: int) -> None:
+        """Count ``amount`` more; log a line when ``interval`` has passed since the last one."""
+        self.done += amount
+        now = self.clock()
+        if now - self.last_logged >= self.interval:
+            self.last_logged = now
+            self.logger.info("%s", self.line(now))
+
+    def finish(self) -> None:
+        """Log the final line (total amount and average rate)."""
+        self.logger.info("%s (done)", self.line(self.clock()))
+
+    def line(self, now: float) -> str:
+        """``<step>: <done>[/<total> (<pct>%)] <unit>, <rate> <unit>/s[, ETA <s>s]``."""
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        text = f"{self.step}: {self.done}"
+        if self.total:
+            text += f"/{self.total} ({100 * self.done / self.total:.1f}%)"
+        text += f" {self.unit}, {rate:.0f} {self.unit}/s"
+        if self.total and rate > 0 and self.done < self.total:
+            text += f", ETA {(self.total - self.done) / rate:.0f}s"
+        return text

@@ -1,0 +1,26 @@
+"""docs/troubleshooting.md lists every quarantine rule the suites and object copy can raise."""
+
+from __future__ import annotations
+
+import json
+
+from migration_ops import rule_catalog
+from migration_ops.settings import EXPECTATIONS_DIR
+
+
+def test_the_guide_is_current() -> None:
+    text = rule_catalog.GUIDE.read_text(encoding="utf-8")
+    assert rule_catalog.render(text) == text, "run: python -m migration_ops.rule_catalog"
+
+
+def test_every_row_level_rule_is_in_the_catalogue() -> None:
+    in_suites = {
+        e["meta"]["rule"]
+        for path in EXPECTATIONS_DIR.glob("*.json")
+        for e in json.loads(path.read_text())["expectations"]
+        if e["meta"].get("row_level")
+    }
+    listed = [rule for rule, _, _ in rule_catalog.row_level_rules()]
+    assert len(in_suites) == 36
+    assert set(listed) == in_suites | {"files.source_object_present"}
+    assert len(listed) == len(set(listed)) == 37
