@@ -8,6 +8,10 @@ extensions (`vector`, `pgcrypto`), `pg_dump` against both servers and free space
 Writes `reports/preflight-<time>/preflight.html` (and `.json`); fails naming every failing
 check. Changes nothing in either database. Phase 1 runs the same checks as its first task.
 See `docs/auditor-guide.md`.
+
+**Recover:** fix what the failing checks name (the legacy side or the entity spec for drift,
+a grant for a privilege, `MIGRATION_PG_BIN` for `pg_dump`, space for backups), then trigger
+this DAG again; it changes nothing, so it can run as often as needed.
 """
 
 from datetime import UTC, datetime

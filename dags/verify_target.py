@@ -1,12 +1,16 @@
 """Row-level proof of the whole target (Airflow DAG ``verify_target``), on demand.
 
 Re-stages every migrated entity's legacy tables from one fresh read-only snapshot (staging
-claimed by a verification run, phase 0 in `migration.runs`), runs each entity's transform,
+claimed by a verification run, phase -1 in `migration.runs`), runs each entity's transform,
 hashes the mapped columns of every row on both sides and compares them by legacy id in the
 target database; lists mismatched (with the column names), missing and unexpected rows by
 legacy id in `migration.row_findings`, counts in `migration.row_validation`; drops the
 staging. Fails when any row differs. Refuses while a phase run is running. No values leave
 the databases. See `docs/decisions/0010-row-level-proof.md`.
+
+**Recover:** findings name the legacy id and column (`migration.row_findings`): rerun the
+phase that loaded the entity (it upserts the legacy values again), or run the nightly sync,
+then trigger this DAG again. A refusal names the running runs: wait for them.
 """
 
 from datetime import UTC, datetime
