@@ -133,7 +133,9 @@ def test_migrate_runs_every_phase_through_airflow(
     assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
     assert runs.latest_run_status(target, runs.SYNC_PHASE) == "validated"
     after_sync = _printed_reconciliation(synced.stdout)
-    assert set(after_sync) == set(printed), "the sync reconciles every entity of phases 1-4"
+    assert set(after_sync) == {e.name for p in PHASES[:4] for e in p.entities}, (
+        "the sync reconciles every entity of phases 1-4"
+    )
     for entity, (source, loaded, merged, quarantined) in after_sync.items():
         assert source == loaded + merged + quarantined, entity
     with connect(target) as conn:

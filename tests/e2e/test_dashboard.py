@@ -79,6 +79,7 @@ def test_dashboard_refuses_anonymous_callers(dashboard) -> None:
         "not run",
         "not run",
         "not run",
+        "not run",  # phase 5 (AI)
     ]
 
 
