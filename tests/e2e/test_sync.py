@@ -152,7 +152,8 @@ def synced(pg_socket, sandbox_dsn, supabase_storage) -> Iterator[dict[str, Any]]
     with connect(legacy) as conn:
         conn.execute(CHANGES)
         cursor = scalar(conn, "select max(updated_at) from dispatch_instruction")
-        late_order = scalar(conn, "select max(id) - 5 from dispatch_instruction")
+        # far below the id high-water mark: only the updated_at look-back can catch it
+        late_order = scalar(conn, "select min(id) + 10 from dispatch_instruction")
         # committed after sync 2's cursor moved past it, with an older timestamp
         conn.execute(
             "update dispatch_instruction set notes = 'late', updated_at = %s where id = %s",
@@ -199,6 +200,19 @@ def test_the_delta_is_what_changed(synced) -> None:
         )
         watermarks = scalar(conn, "select count(*) from migration.sync_cursors")
     assert late == ("late",), "a commit behind the cursor, inside the look-back, is caught"
+    with connect(synced["legacy"]) as conn:
+        moved, doctor = conn.execute(
+            "select p.id, p.doctor_id from dispatch_patient as p "
+            "where p.id = (select min(patient_id) from dispatch_instruction)"
+        ).fetchone()
+    with connect(synced["target"]) as conn:
+        doctors = conn.execute(
+            "select distinct d.legacy_user_id from public.orders as o "
+            "join public.profiles as pt on pt.id = o.patient_id "
+            "join public.profiles as d on d.id = o.doctor_id where pt.legacy_patient_id = %s",
+            (moved,),
+        ).fetchall()
+    assert doctors == [(doctor,)], "the moved patient's orders follow the patient's new doctor"
     assert state_back is True, "an insert committed late, its id behind the high-water mark"
     assert watermarks == 7, "one cursor per updated_at/insert-only source table"
 
