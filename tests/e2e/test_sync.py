@@ -151,16 +151,17 @@ def synced(pg_socket, sandbox_dsn, supabase_storage) -> Iterator[dict[str, Any]]
     first = sync(legacy, target, "sync-1")
     with connect(legacy) as conn:
         conn.execute(CHANGES)
+    second = sync(legacy, target, "sync-2")
+    with connect(legacy) as conn:  # commits that arrive late, behind sync 2's watermarks
         cursor = scalar(conn, "select max(updated_at) from dispatch_instruction")
         # far below the id high-water mark: only the updated_at look-back can catch it
         late_order = scalar(conn, "select min(id) + 10 from dispatch_instruction")
-        # committed after sync 2's cursor moved past it, with an older timestamp
         conn.execute(
             "update dispatch_instruction set notes = 'late', updated_at = %s where id = %s",
             (cursor - timedelta(minutes=30), late_order),
         )
         conn.execute("insert into dispatch_state values (%s, %s, %s, %s, %s, %s)", late_row)
-    second = sync(legacy, target, "sync-2")
+    sync(legacy, target, "sync-late")
     yield {
         "legacy": legacy,
         "target": target,
@@ -185,7 +186,10 @@ def test_the_delta_is_what_changed(synced) -> None:
     second = counts(synced["target"], "sync-2")
     assert second["offices"][1:3] == (1, 1), "one office inserted, one renamed"
     assert second["workflow_templates"][2] == 1
-    assert second["order_state_history"][1] == 2, "the new state and the late one"
+    assert second["order_state_history"][1] == 1, "the new state"
+    late_sync = counts(synced["target"], "sync-late")
+    assert late_sync["order_state_history"][1] == 1, "the late insert, id behind the mark"
+    assert late_sync["orders"][2] == 1, "the late update, timestamp behind the cursor"
     assert second["messages"][3] == 1 and second["plan_comments"][3] == 1, "one removed each"
     with connect(synced["target"]) as conn:
         late = conn.execute(
