@@ -119,7 +119,8 @@ delete from auth_user_groups where id = (
 -- a patient moves to another doctor: their orders take the new doctor (no order row changed)
 update dispatch_patient set doctor_id = (
         select max(user_id) from auth_user_groups where group_id = 2)
-    where id = (select min(patient_id) from dispatch_instruction);
+    where id = (select patient_id from dispatch_instruction
+                where id = (select min(id) + 20 from dispatch_instruction));
 -- deletes: a message and a plan comment
 delete from dispatch_record_attachments where record_id = (select max(id) from dispatch_record);
 delete from dispatch_record where id = (select max(id) from dispatch_record);
@@ -207,7 +208,8 @@ def test_the_delta_is_what_changed(synced) -> None:
     with connect(synced["legacy"]) as conn:
         moved, doctor = conn.execute(
             "select p.id, p.doctor_id from dispatch_patient as p "
-            "where p.id = (select min(patient_id) from dispatch_instruction)"
+            "where p.id = (select patient_id from dispatch_instruction "
+            "where id = (select min(id) + 20 from dispatch_instruction))"
         ).fetchone()
     with connect(synced["target"]) as conn:
         doctors = conn.execute(
