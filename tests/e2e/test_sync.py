@@ -117,10 +117,11 @@ delete from auth_user_groups where id = (
     select max(id) from auth_user_groups where user_id in (
         select user_id from auth_user_groups group by user_id having count(*) > 1));
 -- a patient moves to another doctor: their orders take the new doctor (no order row changed)
-update dispatch_patient set doctor_id = (
-        select max(user_id) from auth_user_groups where group_id = 2)
-    where id = (select patient_id from dispatch_instruction
-                where id = (select min(id) + 20 from dispatch_instruction));
+update dispatch_patient as p set doctor_id = (
+        select max(g.user_id) from auth_user_groups as g
+        where g.group_id = 2 and g.user_id is distinct from p.doctor_id)
+    where p.id = (select patient_id from dispatch_instruction
+                  where id = (select min(id) + 20 from dispatch_instruction));
 -- deletes: a message and a plan comment
 delete from dispatch_record_attachments where record_id = (select max(id) from dispatch_record);
 delete from dispatch_record where id = (select max(id) from dispatch_record);
