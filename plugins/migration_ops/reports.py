@@ -16,6 +16,19 @@ from typing import Any
 from migration_ops.db import connect
 from migration_ops.settings import reports_dir
 
+#: Columns of a run's reconciliation rows, in the order the reports show them.
+RECONCILIATION_KEYS = (
+    "entity",
+    "source_rows",
+    "loaded_rows",
+    "merged_rows",
+    "quarantined_rows",
+    "inserted_rows",
+    "updated_rows",
+    "unchanged_rows",
+    "removed_rows",
+)
+
 
 def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
     """Gather a run's reconciliation, validation outcome and quarantine counts."""
@@ -66,24 +79,7 @@ def collect(target_dsn: str, run_id: str) -> dict[str, Any]:
             for k, v in zip(keys, run, strict=True)
         },
         "reconciliation": [
-            dict(
-                zip(
-                    (
-                        "entity",
-                        "source_rows",
-                        "loaded_rows",
-                        "merged_rows",
-                        "quarantined_rows",
-                        "inserted_rows",
-                        "updated_rows",
-                        "unchanged_rows",
-                        "removed_rows",
-                    ),
-                    row,
-                    strict=True,
-                )
-            )
-            for row in reconciliation
+            dict(zip(RECONCILIATION_KEYS, row, strict=True)) for row in reconciliation
         ],
         "validation": [
             dict(

@@ -18,6 +18,7 @@ from typing import Any
 
 from migration_ops.audit import charts, pages
 from migration_ops.db import connect, read_sql
+from migration_ops.reports import RECONCILIATION_KEYS
 from migration_ops.settings import EXPECTATIONS_DIR
 
 log = logging.getLogger(__name__)
@@ -170,18 +171,8 @@ def _quarantine(data: dict[str, Any]) -> str:
 
 
 def _reconciliation(data: dict[str, Any]) -> str:
-    keys = (
-        "entity",
-        "source_rows",
-        "loaded_rows",
-        "merged_rows",
-        "quarantined_rows",
-        "inserted_rows",
-        "updated_rows",
-        "unchanged_rows",
-    )
     rows = [
-        [r[k] for k in keys]
+        [r[k] for k in RECONCILIATION_KEYS]
         + [r["source_rows"] == r["loaded_rows"] + r["merged_rows"] + r["quarantined_rows"]]
         for r in data["reconciliation"]
     ]
@@ -195,6 +186,7 @@ def _reconciliation(data: dict[str, Any]) -> str:
             "inserted",
             "updated",
             "unchanged",
+            "removed",
             "balanced",
         ),
         rows,
