@@ -75,9 +75,27 @@ class LegacyWriter(threading.Thread):
                 time.sleep(0.005)
 
 
+def _extract_waiting_on_lock(legacy: str, table: str) -> bool:
+    """Whether some legacy session waits for a lock on `table` (the held-up extract)."""
+    with psycopg.connect(legacy, autocommit=True) as conn:
+        return bool(
+            scalar(
+                conn,
+                "select count(*) from pg_locks where not granted and relation = %s::regclass",
+                (table,),
+            )
+        )
+
+
 def test_every_entity_of_a_phase_reads_one_snapshot_while_legacy_writes(
     pg_socket, sandbox_dsn
 ) -> None:
+    """Legacy commits pairs before the snapshot and, deterministically, after it.
+
+    A test session holds `auth_user_groups` locked, so the extract (offices already read,
+    patients not yet) waits after exporting its snapshot while the writer commits new pairs;
+    a tiny sandbox extracts too fast to overlap otherwise.
+    """
     legacy = _copy_of_sandbox(pg_socket, sandbox_dsn, "e2e_live_legacy")
     target = local_env.ensure_supabase_database(pg_socket, "e2e_live_target", recreate=True)
     runs.apply_schema(target, PHASE_1)
@@ -86,11 +104,33 @@ def test_every_entity_of_a_phase_reads_one_snapshot_while_legacy_writes(
     writer.start()
     while len(writer.pairs) < 5:
         time.sleep(0.01)
+    errors: list[BaseException] = []
+
+    def extract() -> None:
+        try:
+            pipeline.extract_step(legacy, target, run, PHASE_1.ordered(), workers=1)
+        except BaseException as error:  # re-raised in the test's thread
+            errors.append(error)
+
+    extractor = threading.Thread(target=extract, daemon=True)
     try:
-        pipeline.extract_step(legacy, target, run, PHASE_1.ordered(), workers=1)
+        with psycopg.connect(legacy) as blocker:
+            blocker.execute("lock table auth_user_groups in access exclusive mode")
+            extractor.start()
+            deadline = time.monotonic() + 60
+            while not _extract_waiting_on_lock(legacy, "auth_user_groups"):
+                assert time.monotonic() < deadline, "the extract never reached auth_user_groups"
+                time.sleep(0.02)
+            time.sleep(0.1)  # beyond the margin below
+            committed_before_wait = len(writer.pairs)
+            while len(writer.pairs) < committed_before_wait + 5:
+                time.sleep(0.01)
+            blocker.rollback()
+        extractor.join(120)
     finally:
         writer.stop.set()
         writer.join(10)
+    assert not errors, errors
     with connect(target) as conn:
         snapshot_at = scalar(conn, "select snapshot_at from migration.runs where run_id = 'live'")
         offices = {r[0] for r in conn.execute("select id from staging.offices__dispatch_office")}
@@ -99,7 +139,8 @@ def test_every_entity_of_a_phase_reads_one_snapshot_while_legacy_writes(
     margin = timedelta(milliseconds=50)
     after = [p for p in writer.pairs if p[2] > snapshot_at + margin]
     before = [p for p in writer.pairs if p[3] < snapshot_at]
-    assert len(before) >= 5 and len(after) >= 1, "legacy kept writing while the phase extracted"
+    assert len(before) >= 5, "pairs committed before the snapshot"
+    assert len(after) >= 4, "pairs committed while the extract waited, after its snapshot"
     for office, patient, _, _ in writer.pairs:
         assert (office in offices) == (patient in patients), (
             f"office {office} and its patient {patient} were read from different snapshots"
