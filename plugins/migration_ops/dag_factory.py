@@ -108,6 +108,16 @@ PARAMS = {
             "its pairs are kept apart from then on (migration.dedup_decisions)."
         ),
     ),
+    "load_path": Param(
+        "auto",
+        type="string",
+        enum=["auto", "upsert", "bulk"],
+        description=(
+            "auto: an entity whose target table is empty loads by the bulk path (plain insert, "
+            "indexes and foreign keys rebuilt after it, one transaction), later runs upsert; "
+            "upsert: always upsert; bulk: always the bulk path (a large reload)."
+        ),
+    ),
     "note": Param(
         "",
         type="string",
@@ -319,12 +329,14 @@ def copy_objects(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Load
 
-    One transactional upsert keyed by the legacy id; only new or changed rows are written.
+    One transaction keyed by the legacy id: the bulk path into an empty table, else an upsert
+    of only the new or changed rows.
     """
     from migration_ops.pipeline import load_step
 
     legacy, target = _dsns()
-    return load_step(target, _run(run), get_entity(entity_name), legacy_dsn=legacy)
+    path = get_current_context()["params"].get("load_path", "auto")
+    return load_step(target, _run(run), get_entity(entity_name), legacy_dsn=legacy, path=path)
 
 
 @task

@@ -1,4 +1,8 @@
-"""Load step: one transactional, set-based upsert per entity, keyed by the legacy id.
+"""Load step: one transactional, set-based write per entity, keyed by the legacy id.
+
+The first load of an entity (an empty target table) takes the bulk path
+(:mod:`migration_ops.bulk_load`: plain insert, indexes and foreign keys rebuilt after it);
+every later run upserts only the rows that differ (``include/sql/load/upsert.sql``).
 
 Everything of one entity's load happens in one transaction: the upsert, the direct columns,
 the post-load SQL (e.g. resolving a self-reference), the run's quarantine decisions and the
@@ -15,7 +19,8 @@ import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops import quarantine, runs, staging
+from migration_ops import bulk_load, quarantine, runs, staging
+from migration_ops.bulk_load import LoadPath
 from migration_ops.db import connect, connect_legacy, qualified, read_sql, run_sql_file, scalar
 from migration_ops.errors import MigrationError
 from migration_ops.runs import RunContext
@@ -30,6 +35,7 @@ class LoadOutcome:
     validated_rows: int
     inserted_rows: int
     updated_rows: int
+    bulk_path: bool = False
 
     @property
     def unchanged_rows(self) -> int:
@@ -74,25 +80,50 @@ def load_entity(
     *,
     legacy_dsn: str | None = None,
     lock_timeout: str = "5min",
+    path: LoadPath = "auto",
 ) -> LoadOutcome:
-    """Upsert ``staging.<entity>__validated`` into the target, then run the post-load SQL.
+    """Write ``staging.<entity>__validated`` into the target, then run the post-load SQL.
 
     In the same transaction: the run and staging-owner checks (the owner row stays locked, so
     no extract of another run can replace the staging under the load), the direct columns, the
     run's quarantine decisions and the ``loaded`` checkpoint. So "loaded" in
     ``migration.checkpoints`` and the quarantine history are true exactly when the rows are in
     the target.
+
+    Raises:
+        MigrationError: a row breaks a foreign key (rule ``load.foreign_key``, naming the key
+            and the legacy ids; nothing was loaded), or the staging is not this run's.
     """
+    try:
+        return _load_in_one_transaction(target_dsn, entity, run, legacy_dsn, lock_timeout, path)
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise bulk_load.foreign_key_violation(
+            target_dsn, entity, exc.diag.constraint_name
+        ) from None
+
+
+def _load_in_one_transaction(
+    target_dsn: str,
+    entity: EntitySpec,
+    run: RunContext,
+    legacy_dsn: str | None,
+    lock_timeout: str,
+    path: LoadPath,
+) -> LoadOutcome:
     with connect(target_dsn, application_name=f"migration:load:{entity.name}") as conn:
         conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(lock_timeout)))
         runs.require_running(conn, run, entity=entity.name)
         staging.require_owner(conn, run.run_id, entity, lock=True)
-        inserted, updated = upsert_validated(conn, entity)
+        bulk = bulk_load.takes_bulk_path(conn, entity, path)
+        if bulk:
+            inserted, updated = bulk_load.bulk_load(conn, entity, loadable_columns(conn, entity))
+        else:
+            inserted, updated = upsert_validated(conn, entity)
         if entity.direct_columns:
             _copy_direct_columns(conn, entity, legacy_dsn)
-        for path in entity.post_load_sql:
-            run_sql_file(conn, path, settings=run.settings())
-        outcome = LoadOutcome(_validated_rows_present(conn, entity), inserted, updated)
+        for sql_file in entity.post_load_sql:
+            run_sql_file(conn, sql_file, settings=run.settings())
+        outcome = LoadOutcome(_validated_rows_present(conn, entity), inserted, updated, bulk)
         merged = merged_rows(conn, entity)
         removed = 0
         if run.incremental:

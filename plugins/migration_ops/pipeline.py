@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
+from migration_ops.bulk_load import LoadPath
 from migration_ops.db import connect
 from migration_ops.errors import MigrationError, TransientStepError, errors_without_values
 from migration_ops.runs import RunContext
@@ -161,16 +162,23 @@ def object_copy_step(
 
 
 def load_step(
-    target_dsn: str, run: RunContext, entity: EntitySpec, *, legacy_dsn: str | None = None
+    target_dsn: str,
+    run: RunContext,
+    entity: EntitySpec,
+    *,
+    legacy_dsn: str | None = None,
+    path: LoadPath = "auto",
 ) -> dict[str, int]:
-    """Upsert the validated rows, record the quarantine and the checkpoint, in one transaction.
+    """Write the validated rows, record the quarantine and the checkpoint, in one transaction.
 
     ``legacy_dsn`` is needed only by an entity with direct columns (credentials that never
-    rest in staging; see :class:`~include.entities.spec.DirectColumn`).
+    rest in staging; see :class:`~include.entities.spec.DirectColumn`). ``path`` chooses
+    between the bulk path and the upsert (see :data:`~migration_ops.bulk_load.LoadPath`).
     """
     with errors_without_values(entity.name, "load"):
-        outcome = load.load_entity(target_dsn, entity, run, legacy_dsn=legacy_dsn)
+        outcome = load.load_entity(target_dsn, entity, run, legacy_dsn=legacy_dsn, path=path)
     return {
+        "bulk_path": int(outcome.bulk_path),
         "inserted_rows": outcome.inserted_rows,
         "updated_rows": outcome.updated_rows,
         "unchanged_rows": outcome.unchanged_rows,
@@ -262,6 +270,7 @@ def run_entity(
     legacy_dsn: str | None = None,
     limit: QuarantineLimit = QuarantineLimit(),  # noqa: B008 - frozen, immutable default
     storage_settings: StorageSettings | None = None,
+    load_path: LoadPath = "auto",
 ) -> dict[str, int]:
     """Everything after extract for one entity, in order (what one task group does).
 
@@ -275,7 +284,7 @@ def run_entity(
     if entity.object_copy is not None:
         settings = storage_settings or storage.env_settings(entity.name)
         object_copy_step(target_dsn, run, entity, settings=settings, limit=limit)
-    load_step(target_dsn, run, entity, legacy_dsn=legacy_dsn)
+    load_step(target_dsn, run, entity, legacy_dsn=legacy_dsn, path=load_path)
     verify_step(target_dsn, run, entity)
     if entity.embedding is not None:
         embed_step(target_dsn, run, entity)

@@ -10,6 +10,7 @@ import pytest
 from include.entities.spec import PhaseSpec
 from include.sandbox.generator import build_sandbox, media_complete, sandbox_exists
 from migration_ops import local_env, pipeline, runs
+from migration_ops.bulk_load import LoadPath
 from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 from migration_ops.runs import RunContext
 from migration_ops.settings import local_dir
@@ -55,13 +56,19 @@ def supabase_storage(
             os.environ["AIRFLOW_CONN_SUPABASE_STORAGE"] = previous
 
 
-def run_phase(legacy_dsn: str, target_dsn: str, phase: PhaseSpec, run_id: str) -> RunContext:
+def run_phase(
+    legacy_dsn: str,
+    target_dsn: str,
+    phase: PhaseSpec,
+    run_id: str,
+    load_path: LoadPath = "auto",
+) -> RunContext:
     """One phase run through the same step functions the DAG tasks call."""
     runs.apply_schema(target_dsn, phase)
     run = runs.begin_run(target_dsn, phase, run_id, triggered_by="pytest", params={})
     pipeline.extract_step(legacy_dsn, target_dsn, run, phase.ordered())
     for entity in phase.ordered():
-        pipeline.run_entity(target_dsn, run, entity, legacy_dsn=legacy_dsn)
+        pipeline.run_entity(target_dsn, run, entity, legacy_dsn=legacy_dsn, load_path=load_path)
     runs.finish_run(target_dsn, run, phase)
     return run
 
