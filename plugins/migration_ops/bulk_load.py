@@ -3,16 +3,16 @@
 Why: on an empty table ``INSERT … ON CONFLICT`` checks every foreign key with one trigger query
 per row and maintains every index row by row (``workflow_tasks``: 39 s of a 47 s first load
 against 0.84 s for a raw COPY, ``docs/performance.md``). Here, inside the load's one
-transaction, the table is locked; its secondary indexes, the unique constraints no foreign key
-depends on and its own foreign keys are set aside; the rows are inserted (and, on a bulk load
-asked for on a table that holds rows, the changed ones updated) with plain set-based
-statements; then each unique constraint and index is built in one pass and each foreign key is
-added back ``NOT VALID`` and ``VALIDATE``d: one set-based check of every row per key.
+transaction, the table is locked and set aside are: its secondary indexes, its primary key and
+unique constraints when no foreign key depends on them, and its own foreign keys. The rows are
+inserted (and, on a bulk load asked for on a table that holds rows, the changed ones updated)
+with plain set-based statements; then each key and index is built in one pass and each foreign
+key is added back ``NOT VALID`` and ``VALIDATE``d: one set-based check of every row per key.
 
 A kill anywhere rolls all of it back (PostgreSQL's DDL is transactional): the table, its
 indexes and its constraints stay as they were, and the retry starts again from the staged rows.
-The primary key (other tables' foreign keys depend on it), triggers, row-level security,
-policies and grants are not touched. See ``docs/decisions/0013-bulk-first-load.md``.
+A key other tables' foreign keys depend on, triggers, row-level security, policies and grants
+are not touched. See ``docs/decisions/0013-bulk-first-load.md``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ LOAD_PATHS: tuple[LoadPath, ...] = ("auto", "upsert", "bulk")
 class DeferredObject:
     """An index or constraint of the target table set aside while the rows go in."""
 
-    kind: Literal["unique", "index", "foreign_key"]
+    kind: Literal["key", "index", "foreign_key"]
     name: str
     definition: str
     comment: str | None
@@ -85,14 +85,16 @@ def bulk_load(
 
     The caller holds the transaction and the table lock (:func:`takes_bulk_path`).
     """
+    target = qualified(entity.target_table)
+    empty = bool(scalar(conn, sql.SQL("select not exists (select 1 from {})").format(target)))
     deferred = deferred_objects(conn, entity)
     for item in reversed(deferred):
         conn.execute(_drop(entity, item))
-    inserted, updated = _write_rows(conn, entity, columns)
+    inserted, updated = _write_rows(conn, entity, columns, update=not empty)
     for item in deferred:
         for statement in _recreate(entity, item):
             conn.execute(statement)
-    conn.execute(sql.SQL("analyze {}").format(qualified(entity.target_table)))
+    conn.execute(sql.SQL("analyze {}").format(target))  # the verify step's plans need them
     return inserted, updated
 
 
@@ -108,8 +110,9 @@ def deferred_objects(conn: psycopg.Connection[Any], entity: EntitySpec) -> list[
 
 
 def _write_rows(
-    conn: psycopg.Connection[Any], entity: EntitySpec, columns: list[str]
+    conn: psycopg.Connection[Any], entity: EntitySpec, columns: list[str], *, update: bool
 ) -> tuple[int, int]:
+    """Insert the new rows; update the changed ones only where the table held rows."""
     ident = [sql.Identifier(c) for c in columns]
     parts = {
         "validated": qualified(entity.staging_table("validated")),
@@ -125,6 +128,8 @@ def _write_rows(
         ),
     }
     inserted = conn.execute(sql.SQL(read_sql("load/bulk_insert.sql")).format(**parts)).rowcount
+    if not update:
+        return inserted, 0
     updated = conn.execute(sql.SQL(read_sql("load/bulk_update.sql")).format(**parts)).rowcount
     return inserted, updated
 

@@ -1,31 +1,36 @@
 -- What the bulk path sets aside while it inserts: the target table's secondary indexes, its
--- unique constraints that no foreign key depends on, and its own foreign keys.
+-- primary key and unique constraints when no foreign key depends on them, and its own foreign
+-- keys.
 --   in : %(target)s = the target table ('schema.table').
 --   out: one row per object (kind, name, definition, comment, referenced), in the order they are
---        re-created: unique constraints, then indexes, then foreign keys by referenced table
+--        re-created: keys (primary, unique), then indexes, then foreign keys by referenced table
 --        (every bulk load takes its referenced tables' locks in the same order: no deadlock).
 -- Read-only; definitions come from the server (pg_get_indexdef / pg_get_constraintdef), so what
--- is re-created is exactly what was dropped. The primary key stays (other tables' foreign keys
--- depend on it), and so do indexes that are a replica identity or back the primary key.
+-- is re-created is exactly what was dropped. A key other tables' foreign keys depend on stays,
+-- and so does an index that is a replica identity.
 with target as (
     select %(target)s::regclass as oid
 ),
 
-unique_constraints as (
-    select 'unique'::text as kind, c.conname::text as name,
+keys as (
+    select 'key'::text as kind, c.conname::text as name,
            pg_get_constraintdef(c.oid) as definition,
            obj_description(c.oid, 'pg_constraint') as comment,
            null::text as referenced, 1 as position
-    from pg_constraint as c, target
-    where c.conrelid = target.oid and c.contype = 'u'
-        and not exists (select 1 from pg_constraint as f where f.contype = 'f' and f.conindid = c.conindid)
+    from pg_constraint as c
+    join pg_index as i on i.indexrelid = c.conindid
+    cross join target
+    where c.conrelid = target.oid and c.contype in ('p', 'u') and not i.indisreplident
+        and not exists (
+            select 1 from pg_constraint as f where f.contype = 'f' and f.conindid = c.conindid
+        )
 ),
 
 indexes as (
     select 'index', i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),
            obj_description(i.indexrelid, 'pg_class'), null, 2
     from pg_index as i, target
-    where i.indrelid = target.oid and not i.indisprimary and not i.indisreplident
+    where i.indrelid = target.oid and not i.indisreplident
         and not exists (select 1 from pg_constraint as c where c.conindid = i.indexrelid)
 ),
 
@@ -38,7 +43,7 @@ foreign_keys as (
 
 select kind, name, definition, comment, referenced
 from (
-    select * from unique_constraints
+    select * from keys
     union all select * from indexes
     union all select * from foreign_keys
 ) as deferred
