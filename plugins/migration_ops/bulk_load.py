@@ -147,12 +147,12 @@ def _drop(entity: EntitySpec, item: DeferredObject) -> sql.Composed:
     )
 
 
-def _recreate(entity: EntitySpec, item: DeferredObject) -> list[sql.Composable]:
+def _recreate(entity: EntitySpec, item: DeferredObject) -> list[sql.Composed | sql.SQL]:
     """Statements that put one object back; the definitions are the server's own text."""
     target = qualified(entity.target_table)
     name = sql.Identifier(item.name)
     if item.kind == "index":
-        statements: list[sql.Composable] = [sql.SQL(item.definition)]  # pg_get_indexdef
+        statements: list[sql.Composed | sql.SQL] = [sql.SQL(item.definition)]  # pg_get_indexdef
         comment_on = sql.SQL("comment on index {} is {}").format(
             _index_name(entity, item), sql.Literal(item.comment)
         )

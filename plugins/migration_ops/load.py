@@ -181,29 +181,6 @@ def _snapshot_at(conn: psycopg.Connection[Any], run: RunContext) -> Any:
     return scalar(conn, "select snapshot_at from migration.runs where run_id = %s", (run.run_id,))
 
 
-def differing_rows(conn: psycopg.Connection[Any], entity: EntitySpec, suffix: str) -> int:
-    """Staged rows the upsert would write: no target row, or one whose mapped columns differ.
-
-    The same comparison as the upsert's anti-join (``include/sql/load/upsert.sql``).
-    """
-    ident = [sql.Identifier(c) for c in loadable_columns(conn, entity, suffix)]
-    return int(
-        scalar(
-            conn,
-            sql.SQL(
-                "select count(*) from {staged} as s where not exists (select 1 from {target} as t "
-                "where t.{key} = s.{key} and ({t_columns}) is not distinct from ({s_columns}))"
-            ).format(
-                staged=qualified(entity.staging_table(suffix)),
-                target=qualified(entity.target_table),
-                key=sql.Identifier(entity.conflict_key),
-                t_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
-                s_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
-            ),
-        )
-    )
-
-
 def upsert_validated(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:
     """``load/upsert.sql`` for the entity's staged columns; returns (inserted, updated)."""
     columns = loadable_columns(conn, entity)

@@ -122,9 +122,7 @@ def validate_step(
     with errors_without_values(entity.name, "validate"):
         guard(target_dsn, run, entity)
         try:
-            outcome = validate.validate_entity(
-                target_dsn, entity, run.run_id, limit=limit, skip_unchanged=run.incremental
-            )
+            outcome = validate.validate_entity(target_dsn, entity, run.run_id, limit=limit)
         except Exception:
             runs.record_stage(target_dsn, run, entity, "failed", validation_success=False)
             raise

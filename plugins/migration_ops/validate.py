@@ -14,23 +14,35 @@ How the work is split (see ``docs/decisions/0002-gx-decides-sql-moves.md``):
    quarantine rate above the run's limit, raises
    :class:`~migration_ops.errors.ValidationFailed` and the load never starts.
 
+Only what would change the target is handed to GX (issue 20): on a rerun or a sync the
+transformed rows already in the target exactly as transformed passed the suite when they loaded,
+so the row-local expectations run on ``staging.<entity>__changed`` (the rows the load's
+anti-join would write) and the expectations over the whole entity (columns, uniqueness, the
+suite's own queries) run set-based in SQL on every transformed row
+(:mod:`migration_ops.entity_checks`). A first load, or the first run after the entity's suite
+changed (``migration.validation_results.suite_sha256``), validates every row with GX. When no
+row was quarantined the validated rows are the transformed rows, and the first pass's results
+stand for the second.
+
 Results are reduced to counts before they are stored or logged: GX result dictionaries carry
 sample values, which may be PHI.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops import load, quarantine
-from migration_ops.db import connect
+from migration_ops import entity_checks, load, quarantine
+from migration_ops.db import connect, qualified, read_sql, scalar
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.settings import EXPECTATIONS_DIR
 
@@ -51,6 +63,7 @@ class ExpectationOutcome:
     success: bool
     counts: dict[str, float]
     unexpected_index_query: str | None
+    scope: str = "all rows"
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready form stored in ``migration.validation_results``."""
@@ -60,6 +73,7 @@ class ExpectationOutcome:
             "rule": self.rule,
             "row_level": self.row_level,
             "success": self.success,
+            "scope": self.scope,
             **self.counts,
         }
 
@@ -116,19 +130,29 @@ def sqlalchemy_url(dsn: str) -> str:
     return "postgresql+psycopg://" + dsn.split("://", 1)[1]
 
 
-def run_suite(target_dsn: str, entity: EntitySpec, table: str) -> list[ExpectationOutcome]:
-    """Run the entity's suite with GX on ``staging.<table>`` and reduce the results.
+def run_suite(
+    target_dsn: str,
+    entity: EntitySpec,
+    table: str,
+    expectations: list[dict[str, Any]] | None = None,
+) -> list[ExpectationOutcome]:
+    """Run the entity's suite (or ``expectations`` of it) with GX on ``staging.<table>``.
 
     Args:
         target_dsn: target database URI.
         entity: the entity spec (its suite and key).
         table: staging table name without schema, e.g. ``offices__transformed``.
+        expectations: a part of the suite; all of it when ``None``. An empty part runs nothing
+            (and does not import GX).
     """
+    suite_definition = load_suite(entity)
+    chosen = suite_definition["expectations"] if expectations is None else expectations
+    if not chosen:
+        return []
     warnings.filterwarnings("ignore", module="great_expectations")
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    suite_definition = load_suite(entity)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
     datasource = context.data_sources.add_sql(
@@ -137,7 +161,7 @@ def run_suite(target_dsn: str, entity: EntitySpec, table: str) -> list[Expectati
     asset = datasource.add_table_asset(table, table_name=table, schema_name="staging")
     batch = asset.add_batch_definition_whole_table("all_rows").get_batch()
     suite = gx.ExpectationSuite(name=suite_definition["name"])
-    for expectation in suite_definition["expectations"]:
+    for expectation in chosen:
         configuration = ExpectationConfiguration(
             type=expectation["type"], kwargs=expectation["kwargs"], meta=expectation.get("meta", {})
         )
@@ -151,38 +175,139 @@ def run_suite(target_dsn: str, entity: EntitySpec, table: str) -> list[Expectati
             "partial_unexpected_count": 0,
         },
     )
-    outcomes = []
-    for item in result.results:
-        config = item.expectation_config
-        assert config is not None
-        meta = config.meta or {}
-        details = item.result or {}
-        counts = {
-            k: float(details[k]) for k in _COUNT_KEYS if isinstance(details.get(k), int | float)
-        }
-        observed = details.get("observed_value")
-        if isinstance(observed, int | float) and not isinstance(observed, bool):
-            counts["observed_value"] = float(observed)  # table-level aggregates only (row counts)
-        if item.exception_info and item.exception_info.get("raised_exception"):
-            raise MigrationError(
-                entity.name,
-                f"expectation {config.type} could not be evaluated (check its kwargs in "
-                f"{entity.suite})",
-                rule=meta.get("rule"),
-            )
-        query = details.get("unexpected_index_query")
-        outcomes.append(
-            ExpectationOutcome(
-                type=config.type,
-                column=config.kwargs.get("column"),
-                rule=str(meta["rule"]),
-                row_level=bool(meta.get("row_level", False)),
-                success=bool(item.success),
-                counts=counts,
-                unexpected_index_query=query if isinstance(query, str) else None,
-            )
+    return [_outcome(entity, item) for item in result.results]
+
+
+def _outcome(entity: EntitySpec, item: Any) -> ExpectationOutcome:
+    """One GX result reduced to counts (no values)."""
+    config = item.expectation_config
+    assert config is not None
+    meta = config.meta or {}
+    details = item.result or {}
+    counts = {k: float(details[k]) for k in _COUNT_KEYS if isinstance(details.get(k), int | float)}
+    observed = details.get("observed_value")
+    if isinstance(observed, int | float) and not isinstance(observed, bool):
+        counts["observed_value"] = float(observed)  # table-level aggregates only (row counts)
+    if item.exception_info and item.exception_info.get("raised_exception"):
+        raise MigrationError(
+            entity.name,
+            f"expectation {config.type} could not be evaluated (check its kwargs in "
+            f"{entity.suite})",
+            rule=meta.get("rule"),
         )
-    return outcomes
+    query = details.get("unexpected_index_query")
+    return ExpectationOutcome(
+        type=config.type,
+        column=config.kwargs.get("column"),
+        rule=str(meta["rule"]),
+        row_level=bool(meta.get("row_level", False)),
+        success=bool(item.success),
+        counts=counts,
+        unexpected_index_query=query if isinstance(query, str) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which rows of an entity this run's suite has to judge.
+
+    Attributes:
+        rows: transformed rows of the entity (this run's extract: all rows, or a sync's delta).
+        changed: of them, rows that would change the target (``staging.<entity>__changed``).
+        whole: GX judges every transformed row (a first load, or a suite changed since the
+            entity last validated); otherwise only the changed rows, and the whole-entity
+            expectations run in SQL.
+        suite_sha256: fingerprint of the suite file, recorded with the results.
+    """
+
+    rows: int
+    changed: int
+    whole: bool
+    suite_sha256: str
+
+
+def suite_fingerprint(entity: EntitySpec) -> str:
+    """sha256 of the entity's suite file: a changed suite re-validates every row once."""
+    return hashlib.sha256((EXPECTATIONS_DIR / entity.suite).read_bytes()).hexdigest()
+
+
+def decide_scope(conn: psycopg.Connection[Any], entity: EntitySpec) -> Scope:
+    """Stage the changed rows and decide whether GX must see every row (see :class:`Scope`)."""
+    fingerprint = suite_fingerprint(entity)
+    transformed = qualified(entity.staging_table("transformed"))
+    rows = int(scalar(conn, sql.SQL("select count(*) from {}").format(transformed)))
+    last = scalar(
+        conn,
+        "select suite_sha256 from migration.validation_results where entity = %s and success "
+        "order by recorded_at desc limit 1",
+        (entity.name,),
+    )
+    if last != fingerprint:
+        return Scope(rows, rows, whole=True, suite_sha256=fingerprint)
+    changed = stage_changed_rows(conn, entity)
+    return Scope(rows, changed, whole=changed == rows, suite_sha256=fingerprint)
+
+
+def stage_changed_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
+    """``staging.<entity>__changed``: the transformed rows the load would write; their count."""
+    changed = qualified(entity.staging_table("changed"))
+    ident = [sql.Identifier(c) for c in load.loadable_columns(conn, entity, "transformed")]
+    conn.execute(sql.SQL("drop table if exists {}").format(changed))
+    conn.execute(
+        sql.SQL(read_sql("validate/changed_rows.sql")).format(
+            changed=changed,
+            transformed=qualified(entity.staging_table("transformed")),
+            target=qualified(entity.target_table),
+            key=sql.Identifier(entity.conflict_key),
+            target_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
+            source_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
+        )
+    )
+    return int(scalar(conn, sql.SQL("select count(*) from {}").format(changed)))
+
+
+def judge(
+    target_dsn: str, entity: EntitySpec, scope: Scope, pass_name: str
+) -> list[ExpectationOutcome]:
+    """One pass of the suite over ``staging.<entity>__<pass_name>`` as far as ``scope`` needs.
+
+    Results come in the suite's order, each saying which rows it judged.
+    """
+    table = f"{entity.name}__{pass_name}"
+    if scope.whole:
+        return run_suite(target_dsn, entity, table)
+    suite = load_suite(entity)["expectations"]
+    in_sql = [e for e in suite if e["type"] in entity_checks.SQL_TYPES]
+    whole_gx = [e for e in suite if e not in in_sql and entity_checks.needs_whole_entity(e)]
+    local = [e for e in suite if not entity_checks.needs_whole_entity(e)]
+    changed = f"{entity.name}__changed"
+    outcomes = [
+        replace(o, scope="changed rows")
+        for o in run_suite(target_dsn, entity, changed, local if scope.changed else [])
+    ]
+    outcomes += run_suite(target_dsn, entity, table, whole_gx)
+    with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
+        for expectation in in_sql:
+            success, counts = entity_checks.evaluate(conn, f"staging.{table}", expectation)
+            outcomes.append(_sql_outcome(expectation, success, counts))
+    order = {e["meta"]["rule"]: position for position, e in enumerate(suite)}
+    return sorted(outcomes, key=lambda o: order[o.rule])
+
+
+def _sql_outcome(
+    expectation: dict[str, Any], success: bool, counts: dict[str, float]
+) -> ExpectationOutcome:
+    meta = expectation.get("meta", {})
+    return ExpectationOutcome(
+        type=expectation["type"],
+        column=expectation["kwargs"].get("column"),
+        rule=str(meta["rule"]),
+        row_level=bool(meta.get("row_level", False)),
+        success=success,
+        counts=counts,
+        unexpected_index_query=None,
+        scope="all rows (SQL)",
+    )
 
 
 def _record(
@@ -191,6 +316,7 @@ def _record(
     run_id: str,
     pass_name: str,
     outcomes: list[ExpectationOutcome],
+    scope: Scope,
 ) -> None:
     suite_name = load_suite(entity)["name"]
     failed = [o for o in outcomes if not o.success]
@@ -198,11 +324,14 @@ def _record(
         conn.execute(
             """
             insert into migration.validation_results
-                (run_id, entity, pass, suite, success, evaluated, failed, results)
-            values (%s, %s, %s, %s, %s, %s, %s, %s)
+                (run_id, entity, pass, suite, success, evaluated, failed, results,
+                 suite_sha256, entity_rows, judged_rows)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             on conflict (run_id, entity, pass) do update set
                 success = excluded.success, evaluated = excluded.evaluated,
-                failed = excluded.failed, results = excluded.results, recorded_at = now()
+                failed = excluded.failed, results = excluded.results,
+                suite_sha256 = excluded.suite_sha256, entity_rows = excluded.entity_rows,
+                judged_rows = excluded.judged_rows, recorded_at = now()
             """,
             (
                 run_id,
@@ -213,6 +342,9 @@ def _record(
                 len(outcomes),
                 len(failed),
                 json.dumps([o.as_record() for o in outcomes]),
+                scope.suite_sha256,
+                scope.rows,
+                scope.rows if scope.whole else scope.changed,
             ),
         )
 
@@ -254,19 +386,16 @@ def validate_entity(
     run_id: str,
     *,
     limit: QuarantineLimit,
-    skip_unchanged: bool = False,
 ) -> ValidationOutcome:
     """Run the suite, quarantine row-level failures, re-run it on what will load.
+
+    Only as far as the rows need it (see :class:`Scope` and the module's docstring).
 
     Args:
         target_dsn: target database URI.
         entity: the entity spec.
         run_id: the migration run id (quarantine and results are keyed by it).
         limit: how many quarantined rows the entity tolerates (see :class:`QuarantineLimit`).
-        skip_unchanged: a sync's delta whose rows are all already in the target exactly as
-            transformed (an empty delta, a look-back window read again) is not handed to Great
-            Expectations: those rows passed the suite when they loaded, and two suite runs per
-            entity are most of a quiet night's cost.
 
     Raises:
         ValidationFailed: a suite-level expectation failed, rows still fail after the
@@ -274,22 +403,15 @@ def validate_entity(
     """
     with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
         quarantine.reset(conn, entity)  # a retried validate decides afresh
-        unchanged = skip_unchanged and load.differing_rows(conn, entity, "transformed") == 0
-    if unchanged:
-        _, validated_rows = quarantine.rebuild_validated(target_dsn, entity)
-        log.info(
-            "%s: %d rows, all as in the target: not validated again", entity.name, validated_rows
-        )
-        return ValidationOutcome(validated_rows, quarantined_rows=0, validated_rows=validated_rows)
-    first = run_suite(target_dsn, entity, f"{entity.name}__transformed")
-    _record(target_dsn, entity, run_id, "transformed", first)
+        scope = decide_scope(conn, entity)
+    first = judge(target_dsn, entity, scope, "transformed")
+    _record(target_dsn, entity, run_id, "transformed", first, scope)
     suite_level = [o.rule for o in first if not o.success and not o.row_level]
     if suite_level:
         raise ValidationFailed(
             entity.name, f"suite-level expectations failed: {suite_level}; load blocked"
         )
-    row_failures = [o for o in first if not o.success and o.row_level]
-    hold_back_failures(target_dsn, entity, row_failures)
+    hold_back_failures(target_dsn, entity, [o for o in first if not o.success and o.row_level])
     quarantined, validated_rows = quarantine.rebuild_validated(target_dsn, entity)
     transformed_rows = quarantined + validated_rows
     if limit.exceeded(quarantined, transformed_rows):
@@ -298,16 +420,50 @@ def validate_entity(
             f"{quarantined} of {transformed_rows} rows quarantined, above the run's limit "
             f"(max of {limit.allowance} rows and {limit.fraction:.1%}); see migration.quarantine",
         )
-    second = run_suite(target_dsn, entity, f"{entity.name}__validated")
-    _record(target_dsn, entity, run_id, "validated", second)
+    second = _second_pass(target_dsn, entity, scope, first, quarantined)
+    _record(target_dsn, entity, run_id, "validated", second, scope)
     still_failing = [o.rule for o in second if not o.success]
     if still_failing:
         raise ValidationFailed(
             entity.name, f"rows still fail after quarantine: {still_failing}; load blocked"
         )
-    log.info("%s: %d rows validated, %d quarantined", entity.name, validated_rows, quarantined)
+    log.info(
+        "%s: %d rows validated (%d judged by the suite), %d quarantined",
+        entity.name,
+        validated_rows,
+        scope.rows if scope.whole else scope.changed,
+        quarantined,
+    )
     return ValidationOutcome(
         transformed_rows=transformed_rows,
         quarantined_rows=quarantined,
         validated_rows=validated_rows,
     )
+
+
+def _second_pass(
+    target_dsn: str,
+    entity: EntitySpec,
+    scope: Scope,
+    first: list[ExpectationOutcome],
+    quarantined: int,
+) -> list[ExpectationOutcome]:
+    """The suite on what will load; the first pass's results when nothing was held back.
+
+    With no row quarantined ``__validated`` holds exactly the rows ``__transformed`` held, so a
+    second scan could only repeat the first one's results.
+    """
+    if quarantined == 0:
+        return first
+    if not scope.whole:
+        with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
+            conn.execute(
+                sql.SQL(
+                    "delete from {changed} as c using {held} as q where q.legacy_id = c.{key}"
+                ).format(
+                    changed=qualified(entity.staging_table("changed")),
+                    held=quarantine.staged_table(entity),
+                    key=sql.Identifier(entity.key),
+                )
+            )
+    return judge(target_dsn, entity, scope, "validated")

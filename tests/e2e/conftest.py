@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from include.entities.spec import PhaseSpec
 from include.sandbox.generator import build_sandbox, media_complete, sandbox_exists
@@ -77,3 +79,17 @@ def run_phase(
 def migrate() -> Callable[..., RunContext]:
     """The :func:`run_phase` helper, as a fixture."""
     return run_phase
+
+
+def copy_of_sandbox(pg_socket: str, name: str) -> str:
+    """A private copy of the sandbox legacy database (``e2e_legacy``), for tests that write to it."""
+    with psycopg.connect(local_env.dsn(pg_socket, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier("e2e_legacy")
+            )
+        )
+    return local_env.dsn(pg_socket, name)

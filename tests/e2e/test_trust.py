@@ -12,29 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from include.entities.phase1_core import OFFICES, PHASE_1, PROFILES
 from migration_ops import local_env, pipeline, runs
 from migration_ops.db import connect, scalar
 from migration_ops.errors import MigrationError
 from migration_ops.validate import QuarantineLimit
+from tests.e2e.conftest import copy_of_sandbox
 
 pytestmark = pytest.mark.e2e
-
-
-def _copy_of_sandbox(pg_socket: str, sandbox_dsn: str, name: str) -> str:
-    """A private copy of the sandbox legacy database, for tests that write to legacy."""
-    with psycopg.connect(local_env.dsn(pg_socket, "postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
-        conn.execute(
-            sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier("e2e_legacy")
-            )
-        )
-    return local_env.dsn(pg_socket, name)
 
 
 class LegacyWriter(threading.Thread):
@@ -96,7 +82,7 @@ def test_every_entity_of_a_phase_reads_one_snapshot_while_legacy_writes(
     patients not yet) waits after exporting its snapshot while the writer commits new pairs;
     a tiny sandbox extracts too fast to overlap otherwise.
     """
-    legacy = _copy_of_sandbox(pg_socket, sandbox_dsn, "e2e_live_legacy")
+    legacy = copy_of_sandbox(pg_socket, "e2e_live_legacy")
     target = local_env.ensure_supabase_database(pg_socket, "e2e_live_target", recreate=True)
     runs.apply_schema(target, PHASE_1)
     run = runs.begin_run(target, PHASE_1, "live", triggered_by="pytest", params={})

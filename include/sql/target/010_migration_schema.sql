@@ -85,6 +85,14 @@ create table if not exists migration.validation_results (
 );
 comment on table migration.validation_results is
     'GX suite results per run/entity/pass: expectation, column, rule, success, unexpected counts.';
+-- Which rows a pass judged (issue 20): every transformed row on a first load or after the
+-- suite changed (its sha256 differs from the last successful pass), else the changed ones.
+alter table migration.validation_results
+    add column if not exists suite_sha256 text,
+    add column if not exists entity_rows bigint,
+    add column if not exists judged_rows bigint;
+comment on column migration.validation_results.judged_rows is
+    'rows the row-local expectations judged: entity_rows, or the rows that would change the target.';
 
 -- The auditor's invariant, enforced by the database itself.
 create table if not exists migration.reconciliation (
