@@ -12,7 +12,7 @@ key is added back ``NOT VALID`` and ``VALIDATE``d: one set-based check of every 
 A kill anywhere rolls all of it back (PostgreSQL's DDL is transactional): the table, its
 indexes and its constraints stay as they were, and the retry starts again from the staged rows.
 A key other tables' foreign keys depend on, triggers, row-level security, policies and grants
-are not touched. See ``docs/decisions/0013-bulk-first-load.md``.
+are not touched. See ``docs/decisions/0013-bulk-load-and-changed-row-validation.md``.
 """
 
 from __future__ import annotations
