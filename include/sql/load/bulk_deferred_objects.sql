@@ -6,8 +6,9 @@
 --        re-created: keys (primary, unique), then indexes, then foreign keys by referenced table
 --        (every bulk load takes its referenced tables' locks in the same order: no deadlock).
 -- Read-only; definitions come from the server (pg_get_indexdef / pg_get_constraintdef), so what
--- is re-created is exactly what was dropped. A key other tables' foreign keys depend on stays,
--- and so does an index that is a replica identity.
+-- is re-created is exactly what was dropped. Stays: a key other tables' foreign keys depend
+-- on, an index that is a replica identity, and whatever a partition inherits from its parent
+-- (it cannot be dropped on the partition alone).
 with target as (
     select %(target)s::regclass as oid
 ),
@@ -21,6 +22,7 @@ keys as (
     join pg_index as i on i.indexrelid = c.conindid
     cross join target
     where c.conrelid = target.oid and c.contype in ('p', 'u') and not i.indisreplident
+        and c.conparentid = 0
         and not exists (
             select 1 from pg_constraint as f where f.contype = 'f' and f.conindid = c.conindid
         )
@@ -32,13 +34,14 @@ indexes as (
     from pg_index as i, target
     where i.indrelid = target.oid and not i.indisreplident
         and not exists (select 1 from pg_constraint as c where c.conindid = i.indexrelid)
+        and not exists (select 1 from pg_inherits as p where p.inhrelid = i.indexrelid)
 ),
 
 foreign_keys as (
     select 'foreign_key', c.conname::text, pg_get_constraintdef(c.oid),
            obj_description(c.oid, 'pg_constraint'), c.confrelid::regclass::text, 3
     from pg_constraint as c, target
-    where c.conrelid = target.oid and c.contype = 'f'
+    where c.conrelid = target.oid and c.contype = 'f' and c.conparentid = 0
 )
 
 select kind, name, definition, comment, referenced
