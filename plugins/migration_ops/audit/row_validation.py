@@ -2,8 +2,8 @@
 
 For every migrated row, a 64-bit hash of the mapped columns (``hash_record_extended``) is
 computed on the legacy side (the rows through the entity's transform, from the phase's one
-snapshot, cast to the target's column types) and on the target side, and the two are joined by legacy id inside the target
-database: no row ever travels to Python. Rows whose hashes differ are compared column by
+snapshot, cast to the target's column types) and on the target side, and the two are joined
+by legacy id inside the target database: no row ever travels to Python. Rows whose hashes differ are compared column by
 column to name the columns. Results go to ``migration.row_validation`` (counts) and
 ``migration.row_findings`` (legacy id, kind, column name): never a value.
 
