@@ -3,9 +3,10 @@
 For every migrated row, a 64-bit hash of the mapped columns (``hash_record_extended``) is
 computed on the legacy side (the rows through the entity's transform, from the phase's one
 snapshot, cast to the target's column types) and on the target side, and the two are joined
-by legacy id inside the target database: no row ever travels to Python. Rows whose hashes differ are compared column by
-column to name the columns. Results go to ``migration.row_validation`` (counts) and
-``migration.row_findings`` (legacy id, kind, column name): never a value.
+by legacy id inside the target database: no row ever travels to Python. Rows whose hashes
+differ are compared column by column to name the columns. Results go to
+``migration.row_validation`` (counts) and ``migration.row_findings`` (legacy id, kind, column
+name): never a value.
 
 Two callers: the phase pipeline right after each entity's load, while its staging still
 exists (``mode='after_load'``, legacy side ``__validated``), and ``verify_target``, which
