@@ -72,8 +72,8 @@ fmt: $(STAMP) ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP) bench-dedup ## benchmark at scale 1.0 (prints rows/s beside raw binary COPY)
-	$(PY) scripts/bench.py --scale $${SCALE:-1.0}
+bench: $(STAMP) bench-dedup ## benchmark at scale 1.0 (SCALE=, BENCH_ARGS=): rows/s beside raw binary COPY
+	$(PY) scripts/bench.py --scale $${SCALE:-1.0} $(BENCH_ARGS)
 	$(PY) scripts/bench_ai.py --scale $${SCALE:-1.0}
 
 bench-dedup: $(STAMP) ## de-duplication: precision, recall, F1, seconds (FEBRL, sandbox, 10k/100k)
