@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate sync airflow test test-slow test-celery test-deps kill-converge test-fast lint fmt bench bench-dedup sandbox db-up db-down clean mutate preflight verify report
+.PHONY: help install demo migrate sync airflow test test-slow test-celery test-deps kill-converge test-fast lint fmt bench bench-deps bench-dedup sandbox db-up db-down clean mutate preflight verify report
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -72,9 +72,15 @@ fmt: $(STAMP) ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP) bench-dedup ## benchmark at scale 1.0 (prints rows/s beside raw binary COPY)
-	$(PY) scripts/bench.py --scale $${SCALE:-1.0}
+bench: $(STAMP) bench-deps bench-dedup ## benchmark, scale 1.0 (SCALE=, BENCH_ARGS=): steps vs raw COPY and pgloader, Airflow wall, reports/bench.json
+	$(PY) scripts/bench.py --scale $${SCALE:-1.0} $(BENCH_ARGS)
 	$(PY) scripts/bench_ai.py --scale $${SCALE:-1.0}
+
+bench-deps: ## pgloader (apt), which `make bench` times beside the migration, when missing
+	@command -v pgloader >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq pgloader >/dev/null || echo "pgloader not installed" >&2; \
+	    else echo "install pgloader (apt) to time it beside the migration" >&2; fi; }
 
 bench-dedup: $(STAMP) ## de-duplication: precision, recall, F1, seconds (FEBRL, sandbox, 10k/100k)
 	$(PY) scripts/bench_dedup.py
