@@ -103,7 +103,9 @@ def run_migrate(env: dict[str, str], through: int) -> tuple[float, dict[int, flo
         raise SystemExit(f"migrate exited {result.returncode}")
     phases = {
         int(m[1]): float(m[2])
-        for m in re.finditer(r"migrate_phase_(\d)_\w+\) \.\.\. validated in ([\d.]+)s", result.stdout)
+        for m in re.finditer(
+            r"migrate_phase_(\d)_\w+\) \.\.\. validated in ([\d.]+)s", result.stdout
+        )
     }
     return wall, phases, result.stdout
 
