@@ -137,14 +137,16 @@ def _warm_up() -> None:
 
     Airflow's plugins (this project's dashboard among them) and the in-process execution
     API's application (its routes and schemas; no thread, no connection: those start in the
-    child on first use).
+    child on first use), and the ORM's mappers.
     """
     from airflow import plugins_manager
     from airflow.sdk.execution_time.supervisor import in_process_api_server
+    from sqlalchemy.orm import configure_mappers
 
     plugins_manager.ensure_plugins_loaded()
     plugins_manager.get_operator_extra_links()
     _ = in_process_api_server().app
+    configure_mappers()  # Airflow's ORM models, configured on first use otherwise
 
 
 def _child(args: list[str], log_path: Path) -> int:

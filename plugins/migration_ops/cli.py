@@ -97,9 +97,9 @@ def migrate(through: int | None = None) -> int:
     """
     from include.entities import PHASES
 
-    if not _airflow_db_ready():
-        return 2
     runner = _warm_runner()
+    if not _airflow_db_ready(runner):
+        return 2
     for phase in PHASES:
         if through is not None and phase.number > through:
             break
@@ -122,16 +122,17 @@ def sync() -> int:
     """Run the nightly sync once (``incremental_sync``); 0 when it validated."""
     from include.entities import SYNC
 
-    if not _airflow_db_ready():
+    runner = _warm_runner()
+    if not _airflow_db_ready(runner):
         return 2
-    if not _run_dag(SYNC, _warm_runner()):
+    if not _run_dag(SYNC, runner):
         print("the sync did not validate; the target keeps its last synced state.", file=sys.stderr)
         return 1
     return 0
 
 
-def _airflow_db_ready() -> bool:
-    if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
+def _airflow_db_ready(runner: airflow_runner.Runner) -> bool:
+    if runner.run(["db", "migrate"], local_dir() / "logs" / "airflow-db-migrate.log") != 0:
         print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
         return False
     return True
