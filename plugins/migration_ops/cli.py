@@ -167,7 +167,9 @@ def _run_dag(phase: PhaseSpec, runner: airflow_runner.Runner) -> bool:
         print(_tail(log_path), file=sys.stderr)
         return False
     run_id = _latest_run_id(target, phase.number)
-    report = reports.write(target, run_id)
+    report = reports.directory_of(run_id)
+    if not (report / "report.html").is_file():  # publish writes them once the run validated
+        report = reports.write(target, run_id)
     print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
     print(f"reports: {report} (HTML: {report / 'report.html'})\n")
     return True
