@@ -60,9 +60,12 @@ def test_ddl_runs_once_then_only_when_a_file_changes(supabase_db, monkeypatch) -
     with connect(target) as conn:
         comment = scalar(conn, "select obj_description('public.offices'::regclass)")
     assert comment == "new text", "the new text really ran"
-    # 200 builds on 100: it runs again on phase 2's next run, then not again.
-    assert runs.apply_schema(target, PHASE_2).applied == list(PHASE_2.schema_sql)
+    # 200 builds on 100: its fingerprint was forgotten, so it runs again on phase 2's next
+    # run (and only it: the other fingerprints still hold), then not again.
+    rerun = runs.apply_schema(target, PHASE_2)
+    assert rerun.applied == list(PHASE_2.schema_sql) and rerun.reason == "first application"
     assert runs.apply_schema(target, PHASE_2).applied == []
+    assert runs.apply_schema(target, PHASE_1).applied == []
     assert runs.apply_schema(target, PHASE_1, force=True).applied == list(PHASE_1.schema_sql)
 
 
