@@ -51,6 +51,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from include.entities import PHASES
 from include.transforms.rotation import BackupEntry, RotationPolicy, backups_to_prune
+from migration_ops import schema
 from migration_ops.db import connect, legacy_conninfo, read_sql, run_sql_file
 from migration_ops.errors import MigrationError
 from migration_ops.settings import MIGRATION_SCHEMA, local_dir
@@ -222,6 +223,10 @@ class BackupStore(Protocol):
         """Delete the file at ``location`` (no error when it is already gone)."""
         ...
 
+    def size(self, location: str) -> int | None:
+        """Size in bytes of the file at ``location``; ``None`` when it is not there."""
+        ...
+
 
 @dataclass(frozen=True)
 class LocalStore:
@@ -244,6 +249,11 @@ class LocalStore:
     def remove(self, location: str) -> None:
         """Unlink the file."""
         Path(location).unlink(missing_ok=True)
+
+    def size(self, location: str) -> int | None:
+        """``stat`` of the file."""
+        path = Path(location)
+        return path.stat().st_size if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -281,6 +291,14 @@ class S3Store:
         hook = self._hook()
         bucket, key = hook.parse_s3_url(location)
         hook.delete_objects(bucket, [key])
+
+    def size(self, location: str) -> int | None:
+        """The object's ``ContentLength`` (a HEAD request)."""
+        hook = self._hook()
+        bucket, key = hook.parse_s3_url(location)
+        if not hook.check_for_key(key, bucket):
+            return None
+        return int(hook.head_object(key, bucket)["ContentLength"])
 
 
 def backup_dir() -> Path:
@@ -342,8 +360,7 @@ def ensure_manifest(target_dsn: str) -> None:
     with connect(target_dsn, application_name="migration:backup:schema") as conn:
         # Same lock as runs.apply_schema: never two DDL applications at once.
         conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
-        for path in MANIFEST_SQL:
-            run_sql_file(conn, path)
+        schema.apply_files(conn, MANIFEST_SQL)
 
 
 BACKUP_COLUMNS = sql.SQL(
@@ -421,8 +438,13 @@ def take_backup(
     database: Database = "target",
     source_dsn: str | None = None,
     store: BackupStore | None = None,
+    reuse: bool = False,
 ) -> int:
     """Dump one database, record it in the manifest (status ``dumped``); return its id.
+
+    With ``reuse`` (the backups taken before a phase), a target whose ``public`` schema was
+    not written since the newest verified backup takes no new dump: a manifest row, already
+    ``verified``, stands for that backup's file (:func:`reuse_unchanged`).
 
     Args:
         target_dsn: the target, which holds the manifest (and is the database dumped when
@@ -433,6 +455,7 @@ def take_backup(
         database: ``"target"`` or ``"legacy"``.
         source_dsn: the legacy database's DSN when ``database`` is ``"legacy"``.
         store: where the file goes; :func:`configured_store` by default.
+        reuse: reuse the newest verified target backup when ``public`` is unchanged since.
 
     Raises:
         MigrationError: tools too old or missing, or ``pg_dump`` failed (the manifest row is
@@ -447,6 +470,10 @@ def take_backup(
         source = legacy_conninfo(source_dsn)
     ensure_manifest(target_dsn)
     server = check_tool_versions(source, ["pg_dump"])
+    if reuse and database == "target":
+        reused = reuse_unchanged(target_dsn, reason=reason, triggered_by=triggered_by, phase=phase)
+        if reused is not None:
+            return reused
     with connect(target_dsn, application_name="migration:backup") as conn:
         row = conn.execute(
             """
@@ -464,11 +491,14 @@ def take_backup(
         with connect(source, application_name="migration:backup:snapshot") as snap:
             snap.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snap.read_only = True
-            exported = snap.execute("select pg_export_snapshot(), now()").fetchone()
+            exported = snap.execute(
+                "select pg_export_snapshot(), now(), pg_snapshot_xmin(pg_current_snapshot())::text"
+            ).fetchone()
             assert exported is not None
-            snapshot_id, snapshot_at = exported
+            snapshot_id, snapshot_at, horizon = exported
             counts = count_rows(snap, SCHEMAS[database])
             extensions = _extensions(snap)
+            schema_md5 = public_schema_md5(source, snapshot_id) if database == "target" else None
             # The exporting transaction must stay open until pg_dump has imported the snapshot.
             run_tool(
                 [
@@ -494,7 +524,8 @@ def take_backup(
             """
             update migration.backups
             set status = 'dumped', location = %s, size_bytes = %s, sha256 = %s, row_counts = %s,
-                extensions = %s, snapshot_at = %s, finished_at = now()
+                extensions = %s, snapshot_at = %s, finished_at = now(),
+                xid_horizon = %s::xid8, public_schema_md5 = %s
             where backup_id = %s
             """,
             (
@@ -504,11 +535,166 @@ def take_backup(
                 json.dumps(counts),
                 json.dumps(extensions),
                 snapshot_at,
+                horizon,
+                schema_md5,
                 backup_id,
             ),
         )
     log.info("backup %d: %s dumped, %d tables, %d bytes", backup_id, database, len(counts), size)
     return backup_id
+
+
+# ------------------------------------------------------------------------------ reuse
+#: How far (in xids) a reuse check may be from the horizon it compares with: well inside the
+#: 2^31 window in which a 32-bit xmin can be widened to its 64-bit xid without doubt.
+MAX_HORIZON_AGE = 1 << 30
+
+
+def public_schema_md5(dsn: str, snapshot_id: str) -> str:
+    """md5 of ``pg_dump --schema-only --schema=public`` in an exported snapshot.
+
+    Everything a restore of ``public`` re-creates apart from rows: tables, columns, indexes,
+    constraints, views, routines, types, grants, policies, comments, default privileges.
+    The random key of the restrict lines pg_dump writes is left out.
+    """
+    conninfo, env = libpq_args(dsn)
+    result = subprocess.run(
+        [
+            tool_path("pg_dump"),
+            "--schema-only",
+            "--schema=public",
+            f"--snapshot={snapshot_id}",
+            f"--dbname={conninfo}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise MigrationError(
+            ENTITY,
+            f"pg_dump --schema-only failed (exit {result.returncode}): "
+            + tool_error_summary(result.stderr),
+            rule="backup.pg_dump",
+        )
+    kept = (
+        line
+        for line in result.stdout.splitlines()
+        if not line.startswith(("\\restrict ", "\\unrestrict "))
+    )
+    return hashlib.md5("\n".join(kept).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _public_written_since(
+    conn: psycopg.Connection[Any], counts: Mapping[str, int], horizon: str
+) -> str | None:
+    """Why ``public`` differs from a backup's snapshot, in the caller's snapshot; ``None``: same.
+
+    Same tables, same row counts, and no row written by a transaction at or after the
+    snapshot's xid horizon (see ``backup/table_written_since.sql``).
+    """
+    expected = {t.split(".", 1)[1]: n for t, n in counts.items() if t.startswith("public.")}
+    tables = [
+        str(row[0])
+        for row in conn.execute(
+            """
+            select c.relname from pg_class as c
+            where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+              and c.relpersistence <> 't'
+            order by 1
+            """
+        )
+    ]
+    if set(tables) != set(expected):
+        return "the tables of public differ"
+    template = read_sql("backup/table_written_since.sql")
+    for name in tables:
+        row = conn.execute(
+            sql.SQL(template).format(table=sql.Identifier("public", name)), {"horizon": horizon}
+        ).fetchone()
+        assert row is not None
+        total, written = int(row[0]), int(row[1])
+        if total != expected[name] or written:
+            return f"public.{name} was written"
+    return None
+
+
+def reuse_unchanged(
+    target_dsn: str, *, reason: str, triggered_by: str, phase: int | None
+) -> int | None:
+    """Reuse the newest verified target backup when ``public`` was not written since it.
+
+    In one ``REPEATABLE READ`` snapshot: the same tables with the same row counts as the
+    backup's snapshot, no row written by a transaction from the backup's xid horizon on (an
+    insert or an update writes a row version with a newer xmin; a delete lowers a count), and
+    the same ``pg_dump --schema-only`` of ``public`` (no DDL, grant or policy change). The
+    backup's file must still be where the manifest says, with its size. Then a manifest row
+    is recorded as ``verified`` with ``reused_from`` naming the backup whose dump and test
+    restore the file comes from, ``snapshot_at`` and ``xid_horizon`` of this check (public is
+    proven to be the file's as of then). Writes to ``migration`` do not count: a restore puts
+    back ``public`` only, and the file's ``migration`` part stays the reused backup's.
+
+    Returns:
+        The new manifest row's id, or ``None`` when there is nothing to reuse (the caller
+        then takes a new dump).
+    """
+    with connect(target_dsn, application_name="migration:backup:reuse") as conn:
+        base = conn.execute(read_sql("backup/reuse_candidate.sql")).fetchone()
+    if base is None:
+        return None
+    base_id, location, size, counts, horizon, schema_md5, pg_dump_version = base
+    why: str | None = None
+    if horizon is None or schema_md5 is None or location is None:
+        why = "it recorded no xid horizon or schema md5"
+    elif pg_dump_version != str(tool_major_version("pg_dump")):
+        why = "pg_dump changed since"
+    elif store_for(location).size(location) != size:
+        why = "its file is missing or changed size"
+    if why is None:
+        with connect(target_dsn, application_name="migration:backup:reuse") as snap:
+            snap.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            snap.read_only = True
+            row = snap.execute(
+                "select pg_export_snapshot(), now(), "
+                "pg_snapshot_xmin(pg_current_snapshot())::text, "
+                "pg_snapshot_xmax(pg_current_snapshot())::text::bigint - %s::xid8::text::bigint",
+                (horizon,),
+            ).fetchone()
+            assert row is not None
+            snapshot_id, checked_at, now_horizon, age = row
+            if int(age) > MAX_HORIZON_AGE:
+                why = "too many transactions since"
+            else:
+                why = _public_written_since(snap, counts, str(horizon))
+            if why is None and public_schema_md5(target_dsn, snapshot_id) != schema_md5:
+                why = "the schema of public changed"
+    if why is not None:
+        log.info("backup %d not reused (%s): a new dump is taken", base_id, why)
+        return None
+    with connect(target_dsn, application_name="migration:backup:reuse") as conn:
+        created = conn.execute(
+            read_sql("backup/record_reuse.sql"),
+            {
+                "base": base_id,
+                "phase": phase,
+                "reason": reason,
+                "triggered_by": triggered_by,
+                "checked_at": checked_at,
+                "horizon": now_horizon,
+            },
+        ).fetchone()
+    if created is None:  # pruned or failed meanwhile
+        return None
+    log.info(
+        "backup %d reuses verified backup %d: public unchanged since its snapshot "
+        "(%d tables, %d rows)",
+        created[0],
+        base_id,
+        sum(1 for t in counts if t.startswith("public.")),
+        sum(n for t, n in counts.items() if t.startswith("public.")),
+    )
+    return int(created[0])
 
 
 # ------------------------------------------------------------------------------ verify
@@ -896,8 +1082,11 @@ def prune(target_dsn: str, policy: RotationPolicy | None = None) -> list[int]:
         entries = [BackupEntry(r[0], r[2], r[3]) for r in rows if r[1] == database]
         pruned += sorted(backups_to_prune(entries, policy, pinned))
     locations = {r[0]: r[4] for r in rows}
+    # A reusing row shares its file with the backup it reuses: the file goes with the last.
+    still_used = {location for backup_id, location in locations.items() if backup_id not in pruned}
     for backup_id in pruned:
-        store_for(locations[backup_id]).remove(locations[backup_id])
+        if locations[backup_id] not in still_used:
+            store_for(locations[backup_id]).remove(locations[backup_id])
         with connect(target_dsn, application_name="migration:backup:prune") as conn:
             conn.execute(
                 "update migration.backups set status = 'pruned', pruned_at = now() "

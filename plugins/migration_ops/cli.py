@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.entities.spec import PhaseSpec
-from migration_ops import local_env
+from migration_ops import airflow_runner, local_env
 from migration_ops.settings import local_dir
 
 if TYPE_CHECKING:
@@ -97,14 +97,15 @@ def migrate(through: int | None = None) -> int:
     """
     from include.entities import PHASES
 
-    if not _airflow_db_ready():
+    runner = _warm_runner()
+    if not _airflow_db_ready(runner):
         return 2
     for phase in PHASES:
         if through is not None and phase.number > through:
             break
         if _needs_provider(phase) and not _provider_configured(phase):
             break
-        if not _run_dag(phase):
+        if not _run_dag(phase, runner):
             print(
                 f"phase {phase.number} did not validate; later phases were not started.",
                 file=sys.stderr,
@@ -121,22 +122,32 @@ def sync() -> int:
     """Run the nightly sync once (``incremental_sync``); 0 when it validated."""
     from include.entities import SYNC
 
-    if not _airflow_db_ready():
+    runner = _warm_runner()
+    if not _airflow_db_ready(runner):
         return 2
-    if not _run_dag(SYNC):
+    if not _run_dag(SYNC, runner):
         print("the sync did not validate; the target keeps its last synced state.", file=sys.stderr)
         return 1
     return 0
 
 
-def _airflow_db_ready() -> bool:
-    if _airflow("db", "migrate", log_path=local_dir() / "logs" / "airflow-db-migrate.log") != 0:
+def _airflow_db_ready(runner: airflow_runner.Runner) -> bool:
+    if runner.run(["db", "migrate"], local_dir() / "logs" / "airflow-db-migrate.log") != 0:
         print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
         return False
     return True
 
 
-def _run_dag(phase: PhaseSpec) -> bool:
+def _warm_runner() -> airflow_runner.Runner:
+    """Airflow imported once here; each phase's ``airflow dags test`` then starts warm."""
+    runner = airflow_runner.Runner(
+        Path(sys.executable).with_name("airflow"), local_dir() / "logs" / "airflow-preload.log"
+    )
+    runner.preload()
+    return runner
+
+
+def _run_dag(phase: PhaseSpec, runner: airflow_runner.Runner) -> bool:
     """``airflow dags test`` of one phase (or the sync); print its reconciliation table.
 
     Returns:
@@ -149,14 +160,16 @@ def _run_dag(phase: PhaseSpec) -> bool:
     started = time.monotonic()
     log_path = local_dir() / "logs" / f"{phase.dag_id}.log"
     print(f"{phase.title} ({phase.dag_id}) ... ", end="", flush=True)
-    code = _airflow("dags", "test", phase.dag_id, log_path=log_path)
+    code = runner.dags_test(phase.dag_id, log_path)
     status = runs.latest_run_status(target, phase.number)
     print(f"{status or 'not started'} in {time.monotonic() - started:.1f}s (log: {log_path})")
     if code != 0 or status != "validated":
         print(_tail(log_path), file=sys.stderr)
         return False
     run_id = _latest_run_id(target, phase.number)
-    report = reports.write(target, run_id)
+    report = reports.directory_of(run_id)
+    if not (report / "report.html").is_file():  # publish writes them once the run validated
+        report = reports.write(target, run_id)
     print(reports.reconciliation_table(reports.collect(target, run_id)["reconciliation"]))
     print(f"reports: {report} (HTML: {report / 'report.html'})\n")
     return True

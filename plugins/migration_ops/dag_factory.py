@@ -197,7 +197,8 @@ def backup_dump(reason: str, phase_number: int | None = None, database: str = "t
     """Dump: `pg_dump -Fc` of the target (schemas public and migration) or the legacy database.
 
     Per-table row counts are taken in the dump's own snapshot; all is recorded in
-    `migration.backups`.
+    `migration.backups`. Before a phase, a target whose `public` was not written since the
+    newest verified backup reuses it instead (recorded with `reused_from`).
     """
     from migration_ops import backup
 
@@ -209,6 +210,7 @@ def backup_dump(reason: str, phase_number: int | None = None, database: str = "t
         phase=phase_number,
         database="legacy" if database == "legacy" else "target",
         source_dsn=legacy,
+        reuse=phase_number is not None,
     )
 
 

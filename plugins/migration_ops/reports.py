@@ -140,10 +140,15 @@ def _lag(run: dict[str, Any]) -> str:
     return f"{lag.total_seconds():.0f}s"
 
 
+def directory_of(run_id: str, directory: Path | None = None) -> Path:
+    """The directory :func:`write` writes the run's reports to."""
+    return (directory or reports_dir()) / run_id.replace("/", "_").replace(":", "-")
+
+
 def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
     """Write the run's reports; return the directory they are in."""
     data = collect(target_dsn, run_id)
-    out = (directory or reports_dir()) / run_id.replace("/", "_").replace(":", "-")
+    out = directory_of(run_id, directory)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     run = data["run"]

@@ -39,7 +39,7 @@ from psycopg import sql
 
 from include.entities import PHASES, get_phase
 from include.entities.spec import EntitySpec, PhaseSpec
-from migration_ops import backup
+from migration_ops import backup, schema
 from migration_ops.db import connect, qualified, read_sql, run_sql_file, scalar, set_run_settings
 from migration_ops.errors import MigrationError
 from migration_ops.settings import SQL_DIR
@@ -445,6 +445,10 @@ def roll_back(
         plan = plan_rollback(target_dsn, phase_number, mode=mode, cascade=cascade, confirm=confirm)
         if dry_run:
             return plan.to_xcom()
+        # Before anything changes: the next phase run applies its DDL again, whether this
+        # rollback finishes or not (a delete empties tables the DDL seeds; a restore puts
+        # back the objects of the backup).
+        schema.forget(target_dsn)
         if mode == "delete":
             return delete_phase_rows(target_dsn, plan, actor=actor, note=note)
         return restore_backup(target_dsn, plan, actor=actor, note=note)

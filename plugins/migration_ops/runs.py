@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 
 from include.entities.spec import EntitySpec, PhaseSpec
-from migration_ops import staging
-from migration_ops.db import connect, run_sql_file
+from migration_ops import schema, staging
+from migration_ops.db import connect
 from migration_ops.errors import GateClosed, MigrationError
 from migration_ops.sync import apply as sync_apply
 
@@ -58,15 +58,25 @@ class RunContext:
         return cls(run_id=value["run_id"], phase=int(value["phase"]), as_of=value["as_of"])
 
 
-def apply_schema(target_dsn: str, phase: PhaseSpec) -> None:
-    """Apply the phase's target DDL files, in order, in one transaction (all idempotent)."""
+def apply_schema(target_dsn: str, phase: PhaseSpec, *, force: bool = False) -> schema.Applied:
+    """Apply the phase's target DDL files, in order, in one transaction (all idempotent).
+
+    Files whose text and catalog are unchanged since their last application are skipped
+    (:mod:`migration_ops.schema`); ``force`` applies them all.
+    """
     with connect(target_dsn, application_name=f"migration:schema:phase-{phase.number}") as conn:
         # Serialise concurrent schema applications (two phases started together).
         conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
-        for path in phase.schema_sql:
-            run_sql_file(conn, path)
-        if phase.number == SYNC_PHASE:
+
+        def removed_columns(conn: psycopg.Connection[Any]) -> None:
             sync_apply.add_removed_columns(conn, list(phase.entities))
+
+        return schema.apply_files(
+            conn,
+            phase.schema_sql,
+            force=force,
+            then=removed_columns if phase.number == SYNC_PHASE else None,
+        )
 
 
 #: How long a running run of another host may stay silent before it counts as dead.

@@ -210,8 +210,8 @@ def build(dsn: str, layout: dict[tuple[str, str], int]) -> None:
     runs.apply_schema(dsn, get_phase(1))
     with connect(dsn) as conn:
         conn.execute(PHASE_2_STAND_IN)
-    for _ in range(2):
-        runs.apply_schema(dsn, PHASE_3)
+    for again in (False, True):  # the second application forced: it must change nothing
+        runs.apply_schema(dsn, PHASE_3, force=again)
     with connect(dsn) as conn:
         for user_id, patient_id, kind in PROFILES:
             conn.execute(
@@ -313,7 +313,7 @@ def test_schema_is_idempotent_and_seeds_exactly_the_catalog(migrated) -> None:
         seeded = conn.execute("select code, name, description from public.message_types").fetchall()
         assert set(seeded) == {(t.code, t.name, t.description) for t in MESSAGE_TYPES}
         before = conn.execute("select max(updated_at) from public.message_types").fetchone()
-    runs.apply_schema(dsn, PHASE_3)  # a third application rewrites nothing
+    runs.apply_schema(dsn, PHASE_3, force=True)  # a third application rewrites nothing
     with connect(dsn) as conn:
         assert conn.execute("select max(updated_at) from public.message_types").fetchone() == before
         for table in ("message_types", "messages", "message_attachments"):

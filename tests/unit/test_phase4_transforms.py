@@ -131,8 +131,8 @@ def build(dsn: str) -> None:
     runs.apply_schema(dsn, get_phase(1))
     with connect(dsn) as conn:
         conn.execute(PHASE_2_STAND_IN)
-    for _ in range(2):
-        runs.apply_schema(dsn, PHASE_4)
+    for again in (False, True):  # the second application forced: it must change nothing
+        runs.apply_schema(dsn, PHASE_4, force=again)
     with connect(dsn) as conn:
         for user_id, patient_id, kind in (
             (1, None, "doctor"),

@@ -1,8 +1,11 @@
 -- The `migration` schema: the audit trail of every run, read by auditors and by the gates.
---   in : nothing (DDL only); applied at the start of every phase DAG run.
---   out: runs, checkpoints, quarantine, validation_results, reconciliation, audit_log.
+--   in : nothing (DDL only); applied by the first phase run and every backup, again only when
+--        its text changed (see schema_fingerprints below).
+--   out: runs, checkpoints, quarantine, validation_results, reconciliation, audit_log,
+--        schema_fingerprints.
 -- Idempotent: every object is created only when missing; nothing is ever dropped here, and
--- a rollback never deletes from these tables (history is evidence).
+-- a rollback never deletes from these tables (history is evidence), except
+-- schema_fingerprints, which only saves work.
 
 create schema if not exists migration;
 create schema if not exists staging;
@@ -122,3 +125,18 @@ create table if not exists migration.audit_log (
     params   jsonb       not null default '{}'
 );
 comment on table migration.audit_log is 'Append-only log of migration actions (runs, rollbacks, restores).';
+
+-- Which DDL files were applied, as the exact text's sha256, so an unchanged file is not run
+-- again on every phase run (migration_ops.schema). catalog_state is an md5 over the objects
+-- of public and migration (schema/catalog_state.sql) after the last application: when the
+-- catalog no longer matches it (a table dropped, a restore), every file is applied again.
+-- Rollbacks empty this table; deleting its rows is always safe (the files are idempotent).
+create table if not exists migration.schema_fingerprints (
+    file          text        primary key,
+    sha256        text        not null,
+    catalog_state text        not null,
+    applied_at    timestamptz not null default now()
+);
+comment on table migration.schema_fingerprints is
+    'DDL file (path under include/sql) -> sha256 of the text applied and the catalog state after; '
+    'a file runs again when either differs.';

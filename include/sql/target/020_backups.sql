@@ -4,7 +4,7 @@
 -- needs: 010_migration_schema.sql (schema migration, table migration.runs).
 -- applied: by every backup before it dumps (a backup may run before any phase did) and at the
 --          start of every phase run (phase 1's schema_sql).
--- idempotent: the table is created only when missing, a later column added only when missing;
+-- idempotent: the table is created only when missing, later columns added only when missing;
 --             the runs status check is replaced only while it does not yet allow 'rolled_back'. Nothing here deletes a row: pruning a
 --             backup removes its file and sets pruned_at, the manifest row stays as evidence.
 
@@ -37,6 +37,14 @@ create table if not exists migration.backups (
 -- on supabase): extensions it may not create, other roles' default privileges.
 alter table migration.backups
     add column if not exists verification_skipped jsonb not null default '{}';
+-- reuse of a verified backup by a pre-phase backup when public was not written since it
+-- (migration_ops.backup.reuse_unchanged): the xid horizon of the snapshot a backup (or a reuse
+-- check) saw, the md5 of public's schema dump in that snapshot, and which backup's file a
+-- reusing row stands for.
+alter table migration.backups
+    add column if not exists xid_horizon xid8,
+    add column if not exists public_schema_md5 text,
+    add column if not exists reused_from bigint references migration.backups (backup_id);
 create index if not exists backups_restore_point_idx
     on migration.backups (database, status, snapshot_at desc);
 
@@ -55,6 +63,15 @@ comment on column migration.backups.verification_skipped is
     'what the test restore could not create as the connecting role and left out '
     '({"extensions": [...], "default_privileges": ["<role> <kind>", ...]}); empty: nothing.';
 comment on column migration.backups.snapshot_at is 'transaction time of the dump''s snapshot: the state it holds.';
+comment on column migration.backups.xid_horizon is
+    'pg_snapshot_xmin of the snapshot the dump (or the reuse check) read: every row written by a '
+    'transaction from this xid on is newer than that snapshot.';
+comment on column migration.backups.public_schema_md5 is
+    'md5 of pg_dump --schema-only --schema=public in that snapshot (its \restrict lines left out).';
+comment on column migration.backups.reused_from is
+    'set: no new dump was taken; public was proven unchanged since the backup named here (same '
+    'schema, same row counts, no row written since its xid horizon) and this row stands for its '
+    'file, as of snapshot_at. The file''s migration schema is the one of the backup named here.';
 comment on column migration.backups.error is 'why the backup failed: tool and rule, never a data value.';
 
 -- rollbacks mark the runs they undid; the gate then sees 'rolled_back', not 'validated'.

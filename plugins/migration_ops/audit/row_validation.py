@@ -24,7 +24,8 @@ import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops.db import connect, qualified, read_sql, run_sql_file
+from migration_ops import schema
+from migration_ops.db import connect, qualified, read_sql
 from migration_ops.errors import MigrationError
 
 #: Rule named by the error of an entity whose target differs from legacy.
@@ -214,7 +215,7 @@ def record(
 def ensure_schema(conn: psycopg.Connection[Any]) -> None:
     """Create the row-validation tables if missing (idempotent DDL)."""
     conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
-    run_sql_file(conn, "target/050_row_validation.sql")
+    schema.apply_files(conn, ["target/050_row_validation.sql"])
 
 
 def failure_message(outcome: RowValidation) -> str:

@@ -1,0 +1,147 @@
+"""Target DDL applied only when it changed: per-file fingerprints kept in the target.
+
+Every phase run (and every backup, for the manifest) starts by applying DDL files that are
+all idempotent. Running them again when nothing changed costs time and churns the catalog
+(policies and views are dropped and created again). So each application records, in
+``migration.schema_fingerprints``, the sha256 of the exact text that ran and an md5 of the
+catalog afterwards (``schema/catalog_state.sql``: the oids, names, columns, grants and flags
+of every object in ``public`` and ``migration``). A file is skipped only when both still
+match:
+
+- its text is unchanged (same sha256), and
+- the catalog is as the last application left it: a table dropped by hand, a restore of
+  ``public`` (new oids), a changed grant all make every file apply again.
+
+When a file is applied, the fingerprints of the files that sort after it are forgotten: later
+files build on earlier ones (``200`` on ``100``), so they run again on their next phase run.
+Rollbacks call :func:`forget` before they change anything: a delete empties tables the DDL
+seeds (order types), a restore puts back older objects. ``force=True`` applies everything
+(tests that prove the files idempotent use it).
+
+The caller owns the transaction and the schema lock (``hashtext('migration.apply_schema')``);
+the files, the fingerprints and the catalog state commit or roll back together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from migration_ops.db import connect, read_sql, run_sql_file, scalar
+
+log = logging.getLogger(__name__)
+
+#: Where the fingerprints live (created by ``target/010_migration_schema.sql``).
+FINGERPRINTS = "migration.schema_fingerprints"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one call of :func:`apply_files` did.
+
+    Attributes:
+        applied: the files that ran, in order.
+        skipped: the files left out because text and catalog were unchanged.
+        reason: why files ran (``forced``, ``first application``, ``catalog changed``,
+            ``changed``); empty when none did.
+    """
+
+    applied: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def file_sha256(relative_path: str) -> str:
+    """sha256 of the text of ``include/sql/<relative_path>`` (the exact text that runs)."""
+    return hashlib.sha256(read_sql(relative_path).encode("utf-8")).hexdigest()
+
+
+def catalog_state(conn: psycopg.Connection[Any]) -> str:
+    """md5 over the objects of ``public`` and ``migration`` (see the SQL file)."""
+    return str(scalar(conn, read_sql("schema/catalog_state.sql")))
+
+
+def _has_fingerprints(conn: psycopg.Connection[Any]) -> bool:
+    return scalar(conn, "select to_regclass(%s) is not null", (FINGERPRINTS,)) is True
+
+
+def _stored(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, str]]:
+    """``{file: (sha256, catalog_state)}``; empty when the table does not exist yet."""
+    if not _has_fingerprints(conn):
+        return {}
+    rows = conn.execute(read_sql("schema/fingerprints_read.sql")).fetchall()
+    return {str(file): (str(sha), str(state)) for file, sha, state in rows}
+
+
+def apply_files(
+    conn: psycopg.Connection[Any],
+    files: Sequence[str],
+    *,
+    force: bool = False,
+    then: Callable[[psycopg.Connection[Any]], None] | None = None,
+) -> Applied:
+    """Apply the DDL files that changed (all of them when forced or the catalog moved).
+
+    Args:
+        conn: open connection; the caller owns the transaction and holds the schema lock.
+        files: paths under ``include/sql``, in the order they must run.
+        force: apply every file whatever the fingerprints say.
+        then: more DDL to run after the files, before the catalog state is recorded (the
+            sync's ``legacy_removed_at`` columns), so it does not count as a change next time.
+
+    Returns:
+        Which files ran and which were skipped.
+    """
+    stored = _stored(conn)
+    state = catalog_state(conn) if stored else ""
+    reason = "forced" if force else ""
+    if stored and any(row_state != state for _, row_state in stored.values()):
+        # Something outside these files changed the objects: no fingerprint can be trusted,
+        # including those of later phases' files (their tables may be the ones missing).
+        conn.execute(read_sql("schema/fingerprints_forget.sql"))
+        stored, reason = {}, reason or "catalog changed"
+    result = Applied()
+    shas: list[str] = []
+    for path in files:
+        sha = file_sha256(path)
+        if not force and not result.applied and stored.get(path, ("", ""))[0] == sha:
+            result.skipped.append(path)
+            continue
+        # From the first file that runs on, every later file of the call runs too.
+        reason = reason or ("changed" if path in stored else "first application")
+        run_sql_file(conn, path)
+        result.applied.append(path)
+        shas.append(sha)
+    if then is not None:
+        then(conn)
+    if result.applied and _has_fingerprints(conn):
+        conn.execute(
+            read_sql("schema/fingerprints_record.sql"),
+            {"files": result.applied, "shas": shas, "state": catalog_state(conn)},
+        )
+    elif then is not None and _has_fingerprints(conn):
+        # Only ``then`` ran: keep the fingerprints valid for what it (idempotently) did.
+        conn.execute(read_sql("schema/fingerprints_restamp.sql"), {"state": catalog_state(conn)})
+    applied = Applied(result.applied, result.skipped, reason if result.applied else "")
+    if applied.applied:
+        log.info(
+            "DDL applied (%s): %s; unchanged, skipped: %s",
+            applied.reason,
+            ", ".join(applied.applied),
+            ", ".join(applied.skipped) or "none",
+        )
+    else:
+        log.info("DDL unchanged, skipped: %s", ", ".join(applied.skipped))
+    return applied
+
+
+def forget(target_dsn: str) -> None:
+    """Forget every fingerprint: the next phase run applies its DDL files again."""
+    with connect(target_dsn, application_name="migration:schema:forget") as conn:
+        if _has_fingerprints(conn):
+            conn.execute(read_sql("schema/fingerprints_forget.sql"))
