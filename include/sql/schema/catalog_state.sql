@@ -5,7 +5,9 @@
 --          types and the schemas themselves, each with its oid. Anything dropped, recreated,
 --          altered, re-granted or restored (a restore makes new oids) gives another value, so
 --          migration_ops.schema re-applies the DDL files instead of trusting their
---          fingerprints. Rows and trigger enabled flags are not part of it (loads and phase 5's
+--          fingerprints. Indexes and constraints count by their definition, not their oid:
+--          the load's bulk path (migration_ops.bulk_load) drops and re-creates them exactly as
+--          they were, which changes nothing the DDL files made. Rows and trigger enabled flags are not part of it (loads and phase 5's
 --          trigger switch change those; the DDL files never do).
 -- inputs: none.
 -- idempotent: a read-only query.
@@ -23,15 +25,22 @@ items as (
                   c.relacl, c.relrowsecurity, c.relforcerowsecurity)
     from pg_catalog.pg_class as c
     join schemas as s on s.oid = c.relnamespace
+    where c.relkind not in ('i', 'I')
+    union all
+    select format('index %s.%s %s', s.nspname, c.relname, pg_catalog.pg_get_indexdef(c.oid))
+    from pg_catalog.pg_class as c
+    join schemas as s on s.oid = c.relnamespace
+    where c.relkind in ('i', 'I')
     union all
     select format('column %s %s %s %s %s %s', a.attrelid, a.attnum, a.attname, a.atttypid,
                   a.attnotnull, a.attacl)
     from pg_catalog.pg_attribute as a
     join pg_catalog.pg_class as c on c.oid = a.attrelid
     join schemas as s on s.oid = c.relnamespace
-    where a.attnum > 0 and not a.attisdropped
+    where a.attnum > 0 and not a.attisdropped and c.relkind not in ('i', 'I')
     union all
-    select format('constraint %s %s %s', o.oid, o.conname, o.conrelid)
+    select format('constraint %s %s %s %s', o.conname, o.conrelid,
+                  pg_catalog.pg_get_constraintdef(o.oid), o.convalidated)
     from pg_catalog.pg_constraint as o
     join schemas as s on s.oid = o.connamespace
     union all
