@@ -207,3 +207,28 @@ def test_the_upsert_reports_a_broken_foreign_key_the_same_way(loaded: Loaded) ->
     assert comparable(target, 4) == before
     with pytest.raises(MigrationError, match="entities not reconciled"):
         runs.finish_run(target, run, phase)  # the broken run ends failed
+
+
+def test_a_bulk_load_asked_for_on_a_loaded_table_writes_only_what_differs(loaded: Loaded) -> None:
+    """``load_path=bulk`` on a table that holds rows: the changed rows updated, nothing else."""
+    phase, target = PHASES[3], loaded.bulk
+    entity = next(e for e in phase.entities if e.name == "workflow_templates")
+    with connect(target) as conn:  # a hand edit the next load must undo
+        edited = conn.execute(
+            "update public.workflow_templates set task_name = 'edited by hand' "
+            "where legacy_template_id = (select min(legacy_template_id) "
+            "from public.workflow_templates) returning legacy_template_id"
+        ).fetchone()
+    assert edited is not None
+    run = runs.begin_run(target, phase, "bulk-requested", triggered_by="pytest", params={})
+    pipeline.extract_step(loaded.legacy, target, run, [entity])
+    pipeline.transform_step(target, run, entity)
+    pipeline.validate_step(target, run, entity, limit=pipeline.QuarantineLimit())
+    output = pipeline.load_step(target, run, entity, path="bulk")
+    assert (output["bulk_path"], output["inserted_rows"], output["updated_rows"]) == (1, 0, 1)
+    pipeline.verify_step(target, run, entity)
+    pipeline.checkpoint_step(target, run, entity)
+    assert comparable(target, 4)[entity.name] == comparable(loaded.upsert, 4)[entity.name]
+    assert catalog(target, entity.target_table) == catalog(loaded.upsert, entity.target_table)
+    with pytest.raises(MigrationError, match="entities not reconciled"):
+        runs.finish_run(target, run, phase)  # one entity of the phase only
