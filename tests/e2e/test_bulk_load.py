@@ -232,3 +232,17 @@ def test_a_bulk_load_asked_for_on_a_loaded_table_writes_only_what_differs(loaded
     assert catalog(target, entity.target_table) == catalog(loaded.upsert, entity.target_table)
     with pytest.raises(MigrationError, match="entities not reconciled"):
         runs.finish_run(target, run, phase)  # one entity of the phase only
+
+
+def test_a_published_table_keeps_its_primary_key_through_the_bulk_path(loaded: Loaded) -> None:
+    """Supabase Realtime publishes tables: their updates need the key as replica identity."""
+    from migration_ops.bulk_load import deferred_objects
+
+    entity = next(e for e in PHASES[3].entities if e.name == TASKS)
+    with connect(loaded.bulk) as conn:
+        before = {item.name for item in deferred_objects(conn, entity)}
+        conn.execute("create publication bulk_test_realtime for table public.workflow_tasks")
+        published = {item.name for item in deferred_objects(conn, entity)}
+        conn.rollback()
+    assert "workflow_tasks_pkey" in before
+    assert before - published == {"workflow_tasks_pkey"}

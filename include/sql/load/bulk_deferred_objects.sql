@@ -7,10 +7,16 @@
 --        (every bulk load takes its referenced tables' locks in the same order: no deadlock).
 -- Read-only; definitions come from the server (pg_get_indexdef / pg_get_constraintdef), so what
 -- is re-created is exactly what was dropped. Stays: a key other tables' foreign keys depend
--- on, an index that is a replica identity, and whatever a partition inherits from its parent
--- (it cannot be dropped on the partition alone).
+-- on, an index that is a replica identity, the primary key of a table in a publication
+-- (Supabase Realtime: its updates need the key as replica identity), and whatever a
+-- partition inherits from its parent (it cannot be dropped on the partition alone).
 with target as (
-    select %(target)s::regclass as oid
+    select
+        %(target)s::regclass as oid,
+        exists (select 1 from pg_publication where puballtables)
+        or exists (
+            select 1 from pg_publication_rel where prrelid = %(target)s::regclass
+        ) as published
 ),
 
 keys as (
@@ -22,7 +28,7 @@ keys as (
     join pg_index as i on i.indexrelid = c.conindid
     cross join target
     where c.conrelid = target.oid and c.contype in ('p', 'u') and not i.indisreplident
-        and c.conparentid = 0
+        and c.conparentid = 0 and not (c.contype = 'p' and target.published)
         and not exists (
             select 1 from pg_constraint as f where f.contype = 'f' and f.conindid = c.conindid
         )
