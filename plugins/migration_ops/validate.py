@@ -20,9 +20,10 @@ so the row-local expectations run on ``staging.<entity>__changed`` (the rows the
 anti-join would write) and the expectations over the whole entity (columns, uniqueness, the
 suite's own queries) run set-based in SQL on every transformed row
 (:mod:`migration_ops.entity_checks`). A first load, or the first run after the entity's suite
-changed (``migration.validation_results.suite_sha256``), validates every row with GX. When no
-row was quarantined the validated rows are the transformed rows, and the first pass's results
-stand for the second.
+changed (``migration.validation_results.suite_sha256``), validates every row with GX. A
+held-back row that comes back unchanged keeps its recorded verdict without GX
+(:mod:`migration_ops.verdicts`). When no row was quarantined the validated rows are the
+transformed rows, and the first pass's results stand for the second.
 
 Results are reduced to counts before they are stored or logged: GX result dictionaries carry
 sample values, which may be PHI.
@@ -41,7 +42,7 @@ import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops import entity_checks, load, quarantine
+from migration_ops import entity_checks, load, quarantine, verdicts
 from migration_ops.db import connect, qualified, read_sql, scalar
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.settings import EXPECTATIONS_DIR
@@ -218,12 +219,15 @@ class Scope:
             entity last validated); otherwise only the changed rows, and the whole-entity
             expectations run in SQL.
         suite_sha256: fingerprint of the suite file, recorded with the results.
+        carried: held-back rows that came back unchanged and kept their recorded verdict
+            (:mod:`migration_ops.verdicts`); not among ``changed``.
     """
 
     rows: int
     changed: int
     whole: bool
     suite_sha256: str
+    carried: int = 0
 
 
 def suite_fingerprint(entity: EntitySpec) -> str:
@@ -245,7 +249,8 @@ def decide_scope(conn: psycopg.Connection[Any], entity: EntitySpec) -> Scope:
     if last != fingerprint:
         return Scope(rows, rows, whole=True, suite_sha256=fingerprint)
     changed = stage_changed_rows(conn, entity)
-    return Scope(rows, changed, whole=changed == rows, suite_sha256=fingerprint)
+    carried = verdicts.carry_over(conn, entity, fingerprint)
+    return Scope(rows, changed - carried, False, fingerprint, carried)
 
 
 def stage_changed_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
@@ -281,22 +286,31 @@ def judge(
     whole_gx = [e for e in suite if e not in in_sql and entity_checks.needs_whole_entity(e)]
     local = [e for e in suite if not entity_checks.needs_whole_entity(e)]
     changed = f"{entity.name}__changed"
-    outcomes = [
-        replace(o, scope="changed rows")
-        for o in run_suite(target_dsn, entity, changed, local if scope.changed else [])
-    ]
+    if scope.changed:
+        outcomes = [
+            replace(o, scope="changed rows") for o in run_suite(target_dsn, entity, changed, local)
+        ]
+    else:  # nothing to judge: every row-local expectation holds, on no row
+        outcomes = [_outcome_without_gx(e, True, _NO_ROWS, "changed rows (none)") for e in local]
     # a share over the entity (`mostly`) can only have moved if some row did
     outcomes += run_suite(target_dsn, entity, table, whole_gx if scope.changed else [])
     with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
         for expectation in in_sql:
             success, counts = entity_checks.evaluate(conn, f"staging.{table}", expectation)
-            outcomes.append(_sql_outcome(expectation, success, counts))
+            outcomes.append(_outcome_without_gx(expectation, success, counts))
     order = {e["meta"]["rule"]: position for position, e in enumerate(suite)}
     return sorted(outcomes, key=lambda o: order[o.rule])
 
 
-def _sql_outcome(
-    expectation: dict[str, Any], success: bool, counts: dict[str, float]
+#: The counts of an expectation over no row.
+_NO_ROWS = {"element_count": 0.0, "unexpected_count": 0.0, "unexpected_percent": 0.0}
+
+
+def _outcome_without_gx(
+    expectation: dict[str, Any],
+    success: bool,
+    counts: dict[str, float],
+    scope: str = "all rows (SQL)",
 ) -> ExpectationOutcome:
     meta = expectation.get("meta", {})
     return ExpectationOutcome(
@@ -307,7 +321,7 @@ def _sql_outcome(
         success=success,
         counts=counts,
         unexpected_index_query=None,
-        scope="all rows (SQL)",
+        scope=scope,
     )
 
 
@@ -326,13 +340,14 @@ def _record(
             """
             insert into migration.validation_results
                 (run_id, entity, pass, suite, success, evaluated, failed, results,
-                 suite_sha256, entity_rows, judged_rows)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                 suite_sha256, entity_rows, judged_rows, carried_rows)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             on conflict (run_id, entity, pass) do update set
                 success = excluded.success, evaluated = excluded.evaluated,
                 failed = excluded.failed, results = excluded.results,
                 suite_sha256 = excluded.suite_sha256, entity_rows = excluded.entity_rows,
-                judged_rows = excluded.judged_rows, recorded_at = now()
+                judged_rows = excluded.judged_rows, carried_rows = excluded.carried_rows,
+                recorded_at = now()
             """,
             (
                 run_id,
@@ -346,6 +361,7 @@ def _record(
                 scope.suite_sha256,
                 scope.rows,
                 scope.rows if scope.whole else scope.changed,
+                scope.carried,
             ),
         )
 
@@ -413,6 +429,14 @@ def validate_entity(
             entity.name, f"suite-level expectations failed: {suite_level}; load blocked"
         )
     hold_back_failures(target_dsn, entity, [o for o in first if not o.success and o.row_level])
+    verdicts.record(
+        target_dsn,
+        entity,
+        run_id,
+        scope.suite_sha256,
+        judged="transformed" if scope.whole else "changed",
+        local_rules=_local_row_level_rules(entity),
+    )
     quarantined, validated_rows = quarantine.rebuild_validated(target_dsn, entity)
     transformed_rows = quarantined + validated_rows
     if limit.exceeded(quarantined, transformed_rows):
@@ -440,6 +464,15 @@ def validate_entity(
         quarantined_rows=quarantined,
         validated_rows=validated_rows,
     )
+
+
+def _local_row_level_rules(entity: EntitySpec) -> list[str]:
+    """Rules whose verdict depends on the row alone: row-level, and row-local (no ``mostly``)."""
+    return [
+        str(e["meta"]["rule"])
+        for e in load_suite(entity)["expectations"]
+        if e.get("meta", {}).get("row_level") and not entity_checks.needs_whole_entity(e)
+    ]
 
 
 def _second_pass(

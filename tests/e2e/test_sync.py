@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from include.entities import LEGACY_PHASES, SYNC
-from migration_ops import local_env, pipeline, runs
+from migration_ops import entity_checks, local_env, pipeline, runs, validate
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
 from tests.e2e.conftest import copy_of_sandbox, run_phase
@@ -235,13 +235,14 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
                 "group by entity"
             ).fetchall()
         )
-        judged = dict(
-            conn.execute(
-                "select entity, judged_rows from migration.validation_results "
+        judged = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                "select entity, judged_rows, carried_rows from migration.validation_results "
                 "where run_id = %s and pass = 'transformed'",
                 (third.run_id,),
-            ).fetchall()
-        )
+            )
+        }
     cursor_entities = {
         e.name for e in SYNC.entities if e.primary_source.change.kind in CURSOR_KINDS
     }
@@ -251,13 +252,38 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
         assert seen <= open_quarantine.get(entity, 0) + window, (entity, seen)
     assert set(judged) == {e.name for e in SYNC.entities}, "whole-entity checks ran for all"
     copied = {e.name for e in SYNC.entities if e.object_copy is not None}
-    for entity, rows in judged.items():
+    for entity, (rows, _) in judged.items():
         # an object copy fills its columns after validation: a re-read row differs before it
         window = ID_LOOKBACK + 3 if entity in copied else 0
-        assert rows <= open_quarantine.get(entity, 0) + window, (
+        assert rows <= window, (
             f"{entity}: a delta already in the target as it is (empty, or a look-back read "
-            "again) is not judged by Great Expectations; only quarantined rows are, again"
+            "again) is not judged by Great Expectations, nor is a held-back row that came "
+            "back unchanged"
         )
+    carried = {e: c for e, (_, c) in judged.items() if e not in copied}
+    assert carried == _held_by_row_local_rules(synced["target"], set(carried)), (
+        "every held-back row came back unchanged and kept its verdict, without GX"
+    )
+    assert sum(carried.values()) > 0
+
+
+def _held_by_row_local_rules(target: str, entities: set[str]) -> dict[str, int]:
+    """Open quarantine rows per entity held by a rule whose verdict depends on the row alone."""
+    local = [
+        e["meta"]["rule"]
+        for entity in SYNC.entities
+        for e in validate.load_suite(entity)["expectations"]
+        if e["meta"].get("row_level") and not entity_checks.needs_whole_entity(e)
+    ]
+    with connect(target) as conn:
+        held = dict(
+            conn.execute(
+                "select entity, count(distinct legacy_id) from migration.quarantine "
+                "where resolved_at is null and rule = any(%s) group by entity",
+                (local,),
+            ).fetchall()
+        )
+    return {entity: held.get(entity, 0) for entity in entities}
 
 
 def test_the_sync_refuses_to_run_before_phase_4_validated(supabase_db) -> None:

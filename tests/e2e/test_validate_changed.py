@@ -25,12 +25,17 @@ PHASE_1 = get_phase(1)
 
 def _judged(target: str, run_id: str) -> dict[str, tuple[int, int]]:
     """entity -> (entity rows, rows the row-local expectations judged), first pass."""
+    return {e: (rows, judged) for e, (rows, judged, _) in _counts(target, run_id).items()}
+
+
+def _counts(target: str, run_id: str) -> dict[str, tuple[int, int, int]]:
+    """entity -> (entity rows, judged rows, rows whose verdict was carried over)."""
     with connect(target) as conn:
         return {
-            r[0]: (r[1], r[2])
+            r[0]: (r[1], r[2], r[3])
             for r in conn.execute(
-                "select entity, entity_rows, judged_rows from migration.validation_results "
-                "where run_id = %s and pass = 'transformed'",
+                "select entity, entity_rows, judged_rows, carried_rows "
+                "from migration.validation_results where run_id = %s and pass = 'transformed'",
                 (run_id,),
             )
         }
@@ -64,7 +69,7 @@ def test_a_rerun_with_nothing_changed_judges_no_row_and_checks_the_entity_in_sql
     phase_1: dict[str, Any],
 ) -> None:
     rerun = run_phase(phase_1["legacy"], phase_1["target"], PHASE_1, "vc-unchanged")
-    judged = _judged(phase_1["target"], rerun.run_id)
+    counts = _counts(phase_1["target"], rerun.run_id)
     with connect(phase_1["target"]) as conn:
         held = dict(
             conn.execute(
@@ -72,14 +77,16 @@ def test_a_rerun_with_nothing_changed_judges_no_row_and_checks_the_entity_in_sql
                 "group by entity"
             ).fetchall()
         )
-    assert {e: j for e, (_, j) in judged.items()} == {
+    assert {e: j for e, (_, j, _) in counts.items()} == {e.name: 0 for e in PHASE_1.entities}
+    assert {e: c for e, (_, _, c) in counts.items()} == {
         e.name: held.get(e.name, 0) for e in PHASE_1.entities
-    }, "only the rows still held back (not in the target) are judged again"
+    }, "the rows still held back came back unchanged: their verdicts are carried over"
+    assert held.get("offices", 0) >= 1, "the sandbox holds an office back"
     scopes = _scopes(phase_1["target"], rerun.run_id, "offices")
     assert scopes["offices.legacy_id_unique"] == "all rows (SQL)"
     assert scopes["offices.every_source_row"] == "all rows (SQL)"
     assert scopes["offices.column_set"] == "all rows (SQL)"
-    assert scopes["offices.tax_rate_fraction"] == "changed rows"
+    assert scopes["offices.tax_rate_fraction"] == "changed rows (none)"
 
 
 def test_a_rerun_judges_exactly_the_changed_rows_and_quarantines_a_broken_one(
@@ -101,7 +108,7 @@ def test_a_rerun_judges_exactly_the_changed_rows_and_quarantines_a_broken_one(
         )
         conn.execute("update dispatch_office set tax_rate = 250 where id = %s", (broken,))
     rerun = run_phase(legacy, target, PHASE_1, "vc-two-changed")
-    assert _judged(target, rerun.run_id)["offices"][1] == 2 + held_before
+    assert _counts(target, rerun.run_id)["offices"][1:] == (2, held_before)
     with connect(target) as conn:
         held = conn.execute(
             "select legacy_id, rule from migration.quarantine where entity = 'offices' "
@@ -115,6 +122,37 @@ def test_a_rerun_judges_exactly_the_changed_rows_and_quarantines_a_broken_one(
         ).fetchone()
     assert (broken, "offices.tax_rate_fraction") in held
     assert loaded is not None and loaded[0] == 1
+
+
+def test_a_held_back_row_fixed_in_legacy_is_judged_again_and_loads(
+    phase_1: dict[str, Any],
+) -> None:
+    legacy, target = phase_1["legacy"], phase_1["target"]
+    with connect(target) as conn:
+        broken = conn.execute(
+            "select legacy_id from migration.quarantine where entity = 'offices' "
+            "and rule = 'offices.tax_rate_fraction' and resolved_at is null order by 1 limit 1"
+        ).fetchone()
+    assert broken is not None
+    with connect(legacy) as conn:
+        conn.execute("update dispatch_office set tax_rate = 0.07 where id = %s", broken)
+    rerun = run_phase(legacy, target, PHASE_1, "vc-fixed")
+    assert _counts(target, rerun.run_id)["offices"][1] == 1, "judged again: its content changed"
+    with connect(target) as conn:
+        loaded = conn.execute(
+            "select count(*) from public.offices where legacy_office_id = %s", broken
+        ).fetchone()
+        open_entry = conn.execute(
+            "select count(*) from migration.quarantine where entity = 'offices' "
+            "and legacy_id = %s and resolved_at is null",
+            broken,
+        ).fetchone()
+        verdict = conn.execute(
+            "select count(*) from migration.row_verdicts where entity = 'offices' "
+            "and legacy_id = %s",
+            broken,
+        ).fetchone()
+    assert (loaded, open_entry, verdict) == ((1,), (0,), (0,))
 
 
 def test_a_changed_suite_judges_every_row_once_more(phase_1: dict[str, Any]) -> None:

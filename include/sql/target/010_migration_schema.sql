@@ -72,6 +72,24 @@ create index if not exists quarantine_last_run_idx on migration.quarantine (last
 comment on table migration.quarantine is
     'Legacy rows held back, with the rule they broke; ids and rule names only, no values.';
 
+-- Row-local verdicts of the suite (issue 15/20): a row-local expectation's verdict is a function
+-- of the row's transformed content and the suite, so a held-back row that comes back unchanged
+-- (same hash, same suite) keeps its verdict without Great Expectations. A cache, not evidence:
+-- migration.quarantine is the history. Hashes and rule names only, never values.
+create table if not exists migration.row_verdicts (
+    entity        text        not null,
+    legacy_id     bigint      not null,
+    suite_sha256  text        not null,
+    row_hash      bigint      not null,
+    rules         text[]      not null,
+    details       text[]      not null,
+    judged_run_id text        not null,
+    judged_at     timestamptz not null default now(),
+    primary key (entity, legacy_id)
+);
+comment on table migration.row_verdicts is
+    'row-local suite failures of held-back rows by (suite sha256, 64-bit hash of the transformed row): carried over while both are unchanged.';
+
 -- Great Expectations outcome per run, entity and pass ("transformed": all rows before
 -- quarantine; "validated": the rows that will load). Results are reduced to counts.
 create table if not exists migration.validation_results (
@@ -93,9 +111,12 @@ comment on table migration.validation_results is
 alter table migration.validation_results
     add column if not exists suite_sha256 text,
     add column if not exists entity_rows bigint,
-    add column if not exists judged_rows bigint;
+    add column if not exists judged_rows bigint,
+    add column if not exists carried_rows bigint;
 comment on column migration.validation_results.judged_rows is
     'rows the row-local expectations judged: entity_rows, or the rows that would change the target.';
+comment on column migration.validation_results.carried_rows is
+    'held-back rows that came back unchanged and kept their recorded verdict (migration.row_verdicts).';
 
 -- The auditor's invariant, enforced by the database itself.
 create table if not exists migration.reconciliation (
