@@ -7,7 +7,10 @@
 --          migration_ops.schema re-applies the DDL files instead of trusting their
 --          fingerprints. Indexes and constraints count by their definition, not their oid:
 --          the load's bulk path (migration_ops.bulk_load) drops and re-creates them exactly as
---          they were, which changes nothing the DDL files made. Rows and trigger enabled flags are not part of it (loads and phase 5's
+--          they were, which changes nothing the DDL files made. The definitions are read from
+--          the catalog's columns, never with pg_get_indexdef/pg_get_constraintdef: those read
+--          the latest catalog, not this query's snapshot, and fail ("cache lookup failed")
+--          when a parallel bulk load re-creates an index meanwhile. Rows and trigger enabled flags are not part of it (loads and phase 5's
 --          trigger switch change those; the DDL files never do).
 -- inputs: none.
 -- idempotent: a read-only query.
@@ -27,9 +30,11 @@ items as (
     join schemas as s on s.oid = c.relnamespace
     where c.relkind not in ('i', 'I')
     union all
-    select format('index %s.%s %s', s.nspname, c.relname, pg_catalog.pg_get_indexdef(c.oid))
+    select format('index %s.%s %s %s %s %s %s %s %s', s.nspname, c.relname, i.indrelid,
+                  i.indisunique, i.indkey, i.indclass, i.indoption, i.indexprs, i.indpred)
     from pg_catalog.pg_class as c
     join schemas as s on s.oid = c.relnamespace
+    join pg_catalog.pg_index as i on i.indexrelid = c.oid
     where c.relkind in ('i', 'I')
     union all
     select format('column %s %s %s %s %s %s', a.attrelid, a.attnum, a.attname, a.atttypid,
@@ -39,8 +44,9 @@ items as (
     join schemas as s on s.oid = c.relnamespace
     where a.attnum > 0 and not a.attisdropped and c.relkind not in ('i', 'I')
     union all
-    select format('constraint %s %s %s %s', o.conname, o.conrelid,
-                  pg_catalog.pg_get_constraintdef(o.oid), o.convalidated)
+    select format('constraint %s %s %s %s %s %s %s %s %s%s%s %s %s', o.conname, o.conrelid,
+                  o.contype, o.condeferrable, o.convalidated, o.conkey, o.confrelid, o.confkey,
+                  o.confupdtype, o.confdeltype, o.confmatchtype, o.conexclop, o.conbin)
     from pg_catalog.pg_constraint as o
     join schemas as s on s.oid = o.connamespace
     union all
