@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from include.entities.spec import EntitySpec
-from migration_ops.db import connect, qualified, read_sql, scalar
+from migration_ops.db import column_parts, connect, qualified, read_sql, scalar
 from migration_ops.errors import MigrationError
 
 #: How a run loads: ``auto`` takes the bulk path for a table that is empty when its load starts
@@ -113,19 +113,11 @@ def _write_rows(
     conn: psycopg.Connection[Any], entity: EntitySpec, columns: list[str], *, update: bool
 ) -> tuple[int, int]:
     """Insert the new rows; update the changed ones only where the table held rows."""
-    ident = [sql.Identifier(c) for c in columns]
     parts = {
         "validated": qualified(entity.staging_table("validated")),
         "target": qualified(entity.target_table),
         "conflict_key": sql.Identifier(entity.conflict_key),
-        "columns": sql.SQL(", ").join(ident),
-        "source_columns": sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
-        "target_columns": sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
-        "assignments": sql.SQL(", ").join(
-            sql.SQL("{0} = s.{0}").format(sql.Identifier(c))
-            for c in columns
-            if c != entity.conflict_key
-        ),
+        **column_parts(columns, entity.conflict_key, "s"),
     }
     inserted = conn.execute(sql.SQL(read_sql("load/bulk_insert.sql")).format(**parts)).rowcount
     if not update:

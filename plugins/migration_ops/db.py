@@ -101,3 +101,25 @@ def scalar(conn: psycopg.Connection[Any], query: sql.Composable | str, params: A
     """Run a query and return the first column of its first row (or ``None``)."""
     row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
     return None if row is None else row[0]
+
+
+def column_parts(
+    columns: list[str], conflict_key: str, assign_from: str
+) -> dict[str, sql.Composable]:
+    """The mapped columns as the load's SQL files name them (upsert, bulk path, changed rows).
+
+    ``columns`` plain, ``source_columns`` as ``s.col`` (staged), ``target_columns`` as
+    ``t.col`` (target): the one comparison every path makes; ``assignments`` set each column
+    but the key from ``<assign_from>.col`` (``excluded`` for the upsert, ``s`` for an update).
+    """
+    ident = [sql.Identifier(c) for c in columns]
+    return {
+        "columns": sql.SQL(", ").join(ident),
+        "source_columns": sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
+        "target_columns": sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
+        "assignments": sql.SQL(", ").join(
+            sql.SQL("{0} = {1}.{0}").format(sql.Identifier(c), sql.Identifier(assign_from))
+            for c in columns
+            if c != conflict_key
+        ),
+    }

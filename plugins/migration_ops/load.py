@@ -21,7 +21,15 @@ from psycopg import sql
 from include.entities.spec import EntitySpec
 from migration_ops import bulk_load, quarantine, runs, staging
 from migration_ops.bulk_load import LoadPath
-from migration_ops.db import connect, connect_legacy, qualified, read_sql, run_sql_file, scalar
+from migration_ops.db import (
+    column_parts,
+    connect,
+    connect_legacy,
+    qualified,
+    read_sql,
+    run_sql_file,
+    scalar,
+)
 from migration_ops.errors import MigrationError
 from migration_ops.runs import RunContext
 from migration_ops.settings import LEGACY_SCHEMA
@@ -183,20 +191,11 @@ def _snapshot_at(conn: psycopg.Connection[Any], run: RunContext) -> Any:
 
 def upsert_validated(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:
     """``load/upsert.sql`` for the entity's staged columns; returns (inserted, updated)."""
-    columns = loadable_columns(conn, entity)
-    ident = [sql.Identifier(c) for c in columns]
     statement = sql.SQL(read_sql("load/upsert.sql")).format(
         validated=qualified(entity.staging_table("validated")),
         target=qualified(entity.target_table),
         conflict_key=sql.Identifier(entity.conflict_key),
-        columns=sql.SQL(", ").join(ident),
-        source_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
-        target_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
-        assignments=sql.SQL(", ").join(
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
-            for c in columns
-            if c != entity.conflict_key
-        ),
+        **column_parts(loadable_columns(conn, entity), entity.conflict_key, "excluded"),
     )
     row = conn.execute(statement).fetchone()
     assert row is not None

@@ -43,7 +43,7 @@ from psycopg import sql
 
 from include.entities.spec import EntitySpec
 from migration_ops import entity_checks, load, quarantine, verdicts
-from migration_ops.db import connect, qualified, read_sql, scalar
+from migration_ops.db import column_parts, connect, qualified, read_sql, scalar
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.settings import EXPECTATIONS_DIR
 
@@ -256,7 +256,7 @@ def decide_scope(conn: psycopg.Connection[Any], entity: EntitySpec) -> Scope:
 def stage_changed_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
     """``staging.<entity>__changed``: the transformed rows the load would write; their count."""
     changed = qualified(entity.staging_table("changed"))
-    ident = [sql.Identifier(c) for c in load.loadable_columns(conn, entity, "transformed")]
+    columns = load.loadable_columns(conn, entity, "transformed")
     conn.execute(sql.SQL("drop table if exists {}").format(changed))
     conn.execute(
         sql.SQL(read_sql("validate/changed_rows.sql")).format(
@@ -264,8 +264,7 @@ def stage_changed_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int
             transformed=qualified(entity.staging_table("transformed")),
             target=qualified(entity.target_table),
             key=sql.Identifier(entity.conflict_key),
-            target_columns=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in ident),
-            source_columns=sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in ident),
+            **column_parts(columns, entity.conflict_key, "s"),
         )
     )
     return int(scalar(conn, sql.SQL("select count(*) from {}").format(changed)))
