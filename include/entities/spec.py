@@ -30,15 +30,21 @@ class ChangeDetection:
       whose id was taken before the last snapshot but committed after it);
     * ``content``: ``(id, md5 of the copied columns)`` streamed from legacy and compared with the
       hashes kept from the last sync: only ids and hashes leave legacy for unchanged rows;
-    * ``full``: small tables read whole every time (code lists, id lists for existence checks).
+    * ``full``: small tables read whole every time (code lists);
+    * ``referenced``: an id list for existence checks (a generic relation's targets), staged
+      only for the ids the staged rows of the entity's primary table name in
+      ``referenced_by`` (all of them in a full run): the delta's messages need to know
+      whether the ten projects they point at exist, not every project's id.
 
     Attributes:
         kind: one of the kinds above.
         cursor_column: the timestamp column of ``updated_at``.
+        referenced_by: the primary table's column whose values ``referenced`` stages.
     """
 
-    kind: Literal["updated_at", "insert_only", "content", "full"] = "content"
+    kind: Literal["updated_at", "insert_only", "content", "full", "referenced"] = "content"
     cursor_column: str | None = None
+    referenced_by: str | None = None
 
 
 #: Defaults shared by the specs.
@@ -111,6 +117,8 @@ class GenericRelation:
         parent_key: that table's legacy-id column the generic relation's object id matches.
         legacy_table: the related model's legacy table; its ids are staged (``id`` only)
             to tell a dangling object id from one whose target row is missing.
+        object_id_column: the column of the entity's primary table holding the object id
+            (Django's ``object_id``; ``target_id`` in ``dispatch_record``).
     """
 
     app_label: str
@@ -119,11 +127,17 @@ class GenericRelation:
     parent_table: str
     parent_key: str
     legacy_table: str
+    object_id_column: str = "target_id"
 
     @property
     def source(self) -> SourceTable:
-        """The legacy ids to stage for this relation (all of them: an existence check)."""
-        return SourceTable(self.legacy_table, ("id",), change=FULL, primary_columns=())
+        """The legacy ids to stage for this relation: those the entity's rows point at."""
+        return SourceTable(
+            self.legacy_table,
+            ("id",),
+            change=ChangeDetection("referenced", referenced_by=self.object_id_column),
+            primary_columns=(),
+        )
 
 
 @dataclass(frozen=True)

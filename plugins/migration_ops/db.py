@@ -13,22 +13,101 @@ every legacy session to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 
 from migration_ops.settings import SQL_DIR
 
 
 def connect(
     dsn: str, *, application_name: str = "migration", autocommit: bool = False
-) -> psycopg.Connection[Any]:
-    """Open a connection tagged with ``application_name`` so it shows in ``pg_stat_activity``."""
-    return psycopg.connect(dsn, autocommit=autocommit, application_name=application_name)
+) -> AbstractContextManager[psycopg.Connection[Any]]:
+    """A connection tagged with ``application_name`` so it shows in ``pg_stat_activity``.
+
+    Use it in a ``with`` block: it commits on success and rolls back on an error, like a
+    psycopg connection. Inside :func:`reusing_connections` the block takes an idle session of
+    the scope instead of opening one; otherwise the connection is opened and closed.
+    """
+    scope = _scope.get()
+    if scope is None:
+        return psycopg.connect(dsn, autocommit=autocommit, application_name=application_name)
+    return scope.lease(dsn, application_name=application_name, autocommit=autocommit)
+
+
+class _Scope:
+    """Idle target sessions of one :func:`reusing_connections` block, by DSN."""
+
+    def __init__(self) -> None:
+        self.idle: dict[str, list[psycopg.Connection[Any]]] = {}
+
+    @contextmanager
+    def lease(
+        self, dsn: str, *, application_name: str, autocommit: bool
+    ) -> Iterator[psycopg.Connection[Any]]:
+        idle = self.idle.setdefault(dsn, [])
+        conn = idle.pop() if idle else psycopg.connect(dsn, autocommit=True)
+        conn.execute("select set_config('application_name', %s, false)", (application_name,))
+        conn.autocommit = autocommit
+        try:
+            yield conn
+            if not autocommit:
+                conn.commit()
+        except BaseException:
+            conn.close()  # rolls back whatever the block left open
+            raise
+        self._give_back(dsn, conn)
+
+    def _give_back(self, dsn: str, conn: psycopg.Connection[Any]) -> None:
+        """Reset the session (settings, temporary tables, session locks) and keep it.
+
+        Not ``DISCARD ALL``: it would also drop the statements psycopg prepared, which psycopg
+        still believes exist; they are harmless to keep.
+        """
+        if conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.close()
+            return
+        conn.autocommit = True
+        conn.execute("reset all; discard temp; discard sequences; select pg_advisory_unlock_all()")
+        self.idle[dsn].append(conn)
+
+    def close(self) -> None:
+        for sessions in self.idle.values():
+            for conn in sessions:
+                conn.close()
+        self.idle.clear()
+
+
+_scope: ContextVar[_Scope | None] = ContextVar("migration_connection_scope", default=None)
+
+
+@contextmanager
+def reusing_connections() -> Iterator[None]:
+    """Let every :func:`connect` of the block (this thread) reuse the block's idle sessions.
+
+    A step opens a session for its guard, its work and its bookkeeping; over the 18 entities
+    of a quiet sync that was ~380 connections and a second of set-up. Sessions are reset
+    (``RESET ALL``, ``DISCARD TEMP``) between uses and all closed when the block ends, so
+    nothing outlives the step (a database can still be dropped or copied after it). Nested
+    blocks share the outer one; threads started inside do not inherit it and connect as usual.
+    """
+    if _scope.get() is not None:
+        yield
+        return
+    scope = _Scope()
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+        scope.close()
 
 
 #: Added to the libpq ``options`` of every legacy session: the server starts each of its
@@ -101,6 +180,20 @@ def scalar(conn: psycopg.Connection[Any], query: sql.Composable | str, params: A
     """Run a query and return the first column of its first row (or ``None``)."""
     row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
     return None if row is None else row[0]
+
+
+def table_columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
+    """Column names of ``schema.table`` in table order; ``[]`` when it does not exist.
+
+    From ``pg_attribute``: ``information_schema.columns`` answers the same after checking
+    privileges column by column, ~2 ms a call, and a quiet sync asks ~150 times.
+    """
+    rows = conn.execute(
+        "select attname from pg_catalog.pg_attribute "
+        "where attrelid = to_regclass(%s) and attnum > 0 and not attisdropped order by attnum",
+        (table,),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def column_parts(

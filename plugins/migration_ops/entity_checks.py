@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from migration_ops.db import qualified, read_sql, scalar
+from migration_ops.db import qualified, read_sql, scalar, table_columns
 
 #: Expectation types evaluated here, over every transformed row of the entity.
 SQL_TYPES = frozenset(
@@ -98,14 +98,6 @@ def _quoted(table: str) -> str:
 
 
 def _columns_match(conn: psycopg.Connection[Any], table: str, kwargs: dict[str, Any]) -> bool:
-    schema, name = table.split(".")
-    staged = {
-        row[0]
-        for row in conn.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = %s and table_name = %s",
-            (schema, name),
-        )
-    }
+    staged = set(table_columns(conn, table))
     expected = set(kwargs["column_set"])
     return staged == expected if kwargs.get("exact_match", True) else expected <= staged

@@ -29,6 +29,7 @@ from migration_ops.db import (
     read_sql,
     run_sql_file,
     scalar,
+    table_columns,
 )
 from migration_ops.errors import MigrationError
 from migration_ops.runs import RunContext
@@ -51,18 +52,6 @@ class LoadOutcome:
         return self.validated_rows - self.inserted_rows - self.updated_rows
 
 
-def _columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
-    schema, name = table.split(".")
-    rows = conn.execute(
-        """
-        select column_name from information_schema.columns
-        where table_schema = %s and table_name = %s order by ordinal_position
-        """,
-        (schema, name),
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
 def loadable_columns(
     conn: psycopg.Connection[Any], entity: EntitySpec, suffix: str = "validated"
 ) -> list[str]:
@@ -71,8 +60,8 @@ def loadable_columns(
     Raises:
         MigrationError: a staged column has no counterpart in the target table.
     """
-    staged = [c for c in _columns(conn, entity.staging_table(suffix)) if not c.startswith("_")]
-    target = set(_columns(conn, entity.target_table))
+    staged = [c for c in table_columns(conn, entity.staging_table(suffix)) if not c.startswith("_")]
+    target = set(table_columns(conn, entity.target_table))
     missing = [c for c in staged if c not in target]
     if missing:
         raise MigrationError(entity.name, f"target {entity.target_table} has no columns {missing}")

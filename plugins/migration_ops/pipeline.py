@@ -11,7 +11,9 @@ DAG factory wires them and tests can call them directly.
 
 Every step after extract first checks that its run is still running and that the entity's
 staging belongs to it (:func:`guard`); every step's errors leave it value-free
-(:func:`~migration_ops.errors.errors_without_values`).
+(:func:`~migration_ops.errors.errors_without_values`). Within a step, the target sessions of
+the guard, the work and the bookkeeping are one reused session where they follow each other
+(:func:`~migration_ops.db.reusing_connections`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
 from migration_ops.bulk_load import LoadPath
-from migration_ops.db import connect
+from migration_ops.db import connect, reusing_connections
 from migration_ops.errors import MigrationError, TransientStepError, errors_without_values
 from migration_ops.runs import RunContext
 from migration_ops.storage import StorageSettings
@@ -43,6 +45,7 @@ def guard(target_dsn: str, run: RunContext, entity: EntitySpec) -> None:
         staging.require_owner(conn, run.run_id, entity)
 
 
+@reusing_connections()
 def extract_step(
     legacy_dsn: str,
     target_dsn: str,
@@ -84,6 +87,7 @@ def extract_step(
     return source_rows
 
 
+@reusing_connections()
 def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
     """Build the target-shaped rows in staging."""
     with errors_without_values(entity.name, "transform"):
@@ -93,6 +97,7 @@ def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
     return rows
 
 
+@reusing_connections()
 def dedup_step(
     target_dsn: str,
     run: RunContext,
@@ -115,6 +120,7 @@ def dedup_step(
     return outcome.as_dict()
 
 
+@reusing_connections()
 def validate_step(
     target_dsn: str, run: RunContext, entity: EntitySpec, *, limit: QuarantineLimit
 ) -> dict[str, int]:
@@ -137,6 +143,7 @@ def validate_step(
     return {"validated_rows": outcome.validated_rows, "quarantined_rows": outcome.quarantined_rows}
 
 
+@reusing_connections()
 def object_copy_step(
     target_dsn: str,
     run: RunContext,
@@ -159,6 +166,7 @@ def object_copy_step(
     return outcome.as_dict()
 
 
+@reusing_connections()
 def load_step(
     target_dsn: str,
     run: RunContext,
@@ -183,6 +191,7 @@ def load_step(
     }
 
 
+@reusing_connections()
 def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Row-level proof right after the load: every loaded row equals its legacy row.
 
@@ -199,6 +208,7 @@ def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[st
         ).as_dict()
 
 
+@reusing_connections()
 def embed_step(
     target_dsn: str,
     run: RunContext,
@@ -228,6 +238,7 @@ def embed_step(
     return dict(vars(stats))
 
 
+@reusing_connections()
 def dify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Phase 5: sync the entity's Dify knowledge base when ``dify_knowledge`` is configured.
 
@@ -254,6 +265,7 @@ def dify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
     return dict(vars(stats))
 
 
+@reusing_connections()
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Reconcile the entity (source = loaded + merged + quarantined) and drop its staging."""
     with errors_without_values(entity.name, "checkpoint"):

@@ -316,3 +316,98 @@ def test_a_sync_killed_inside_a_load_converges_on_the_next_sync(synced) -> None:
         assert scalar(conn, "select name from public.offices where legacy_office_id = 2") == (
             "Killed Rename"
         )
+
+
+def _staged_count(conn: psycopg.Connection[Any], entity: str, suffix: str) -> int:
+    return int(
+        scalar(
+            conn,
+            sql.SQL("select count(*) from {}").format(
+                sql.Identifier("staging", f"{entity}__{suffix}")
+            ),
+        )
+    )
+
+
+def test_a_quiet_night_reads_one_line_per_bucket_of_64_ids_not_the_rows(synced) -> None:
+    """Nothing changed: legacy sends (bucket, count, fingerprint) lines only; no id of the
+    primary tables and no row hash of the content tables is streamed (buckets.py)."""
+    legacy, target = synced["legacy"], synced["target"]
+    sync(legacy, target, "sync-before-quiet")  # whatever earlier tests changed is synced
+    run = runs.begin_run(target, SYNC, "sync-quiet-extract", triggered_by="pytest", params={})
+    pipeline.extract_step(legacy, target, run, SYNC.ordered())
+    with connect(legacy) as conn:
+        legacy_buckets = {
+            e.name: scalar(
+                conn,
+                sql.SQL("select count(distinct id >> 6) from {}").format(
+                    sql.Identifier(e.primary_source.table)
+                ),
+            )
+            for e in SYNC.entities
+        }
+    with connect(target) as conn:
+        streamed = {
+            e.name: (
+                _staged_count(conn, e.name, "sync_id_buckets"),
+                _staged_count(conn, e.name, "sync_checked"),
+                _staged_count(conn, e.name, "sync_present"),
+                _staged_count(conn, e.name, "sync_differing"),
+                _staged_count(conn, e.name, "sync_hashes"),
+            )
+            for e in SYNC.entities
+        }
+    runs.mark_failed(target, "sync-quiet-extract")
+    assert streamed == {e.name: (legacy_buckets[e.name], 0, 0, 0, 0) for e in SYNC.entities}
+
+
+def test_a_row_deleted_then_back_is_marked_then_unmarked(synced) -> None:
+    legacy, target = synced["legacy"], synced["target"]
+    with connect(legacy) as conn:
+        comment = conn.execute(
+            "delete from dispatch_comment where id = (select min(id) from dispatch_comment) "
+            "returning *"
+        ).fetchone()
+        assert comment is not None
+    sync(legacy, target, "sync-comment-gone")
+    with connect(legacy) as conn:
+        columns = sql.SQL(", ").join(sql.Placeholder() for _ in comment)
+        conn.execute(sql.SQL("insert into dispatch_comment values ({})").format(columns), comment)
+    gone = counts(target, "sync-comment-gone")["plan_comments"][3]
+    back = sync(legacy, target, "sync-comment-back")
+    with connect(target) as conn:
+        removed = scalar(
+            conn,
+            "select legacy_removed_at is not null from public.messages "
+            "where legacy_comment_id = %s",
+            (comment[0],),
+        )
+    assert (gone, removed) == (1, False), "marked removed, then unmarked when it came back"
+    assert counts(target, back.run_id)["plan_comments"][3] == 0
+
+
+def test_a_content_row_alone_in_its_bucket_deleted_is_forgotten_and_marked(synced) -> None:
+    """The legacy side has no line for an emptied bucket: the stored side's line differs."""
+    legacy, target = synced["legacy"], synced["target"]
+    with connect(legacy) as conn:
+        conn.execute(
+            "insert into dispatch_office (id, doctor_id, name, tax_rate, valid) "
+            "select 640000, doctor_id, 'Alone In Its Bucket', tax_rate, true "
+            "from dispatch_office where id = (select min(id) from dispatch_office where valid)"
+        )
+    sync(legacy, target, "sync-lonely-office")
+    with connect(legacy) as conn:
+        conn.execute("delete from dispatch_office where id = 640000")
+    after = sync(legacy, target, "sync-lonely-office-gone")
+    with connect(target) as conn:
+        hashes = scalar(
+            conn,
+            "select count(*) from migration.sync_row_hashes "
+            "where source_table = 'dispatch_office' and legacy_id = 640000",
+        )
+        removed = scalar(
+            conn,
+            "select legacy_removed_at is not null from public.offices "
+            "where legacy_office_id = 640000",
+        )
+    assert (hashes, removed, counts(target, after.run_id)["offices"][3]) == (0, True, 1)

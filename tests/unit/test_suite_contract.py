@@ -105,9 +105,38 @@ def test_only_primary_tables_use_cursors(entity: EntitySpec) -> None:
     row are found by the id anti-join, but a child table's delete must re-derive its entity row,
     which only the content comparison (hashes with the rows' primary ids) sees."""
     for table in entity.sources[1:]:
-        assert table.change.kind in ("content", "full"), (entity.name, table.table)
+        assert table.change.kind in ("content", "full", "referenced"), (entity.name, table.table)
     for table in entity.sources:
         if table.change.kind == "updated_at":
             assert table.change.cursor_column, (entity.name, table.table)
-        if table.change.kind != "full":
+        if table.change.kind not in ("full", "referenced"):
             assert table.primary_columns, (entity.name, table.table, "names no entity rows")
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.name)
+def test_referenced_id_lists_name_a_column_of_the_primary_table(entity: EntitySpec) -> None:
+    """A ``referenced`` id list is staged for the ids the staged primary rows point at: the
+    column must exist there, and the primary table must be staged before it (it is first)."""
+    for table in entity.sources:
+        if table.change.kind == "referenced":
+            assert table is not entity.primary_source, (entity.name, table.table)
+            assert table.change.referenced_by in entity.primary_source.columns, (
+                entity.name,
+                table.table,
+            )
+
+
+def test_the_messages_generic_relation_targets_are_referenced_id_lists() -> None:
+    """The five generic-relation id lists of messages are staged by reference (by target_id)."""
+    from include.entities.phase3_communication import MESSAGES
+
+    referenced = {
+        t.table: t.change.referenced_by for t in MESSAGES.sources if t.change.kind == "referenced"
+    }
+    assert referenced == {
+        "dispatch_patient": "target_id",
+        "auth_user": "target_id",
+        "dispatch_instruction": "target_id",
+        "dispatch_project": "target_id",
+        "dispatch_plan": "target_id",
+    }

@@ -1,11 +1,13 @@
 -- Advance one entity's sync state in the load's transaction.
 --   in : {cursors} = staging.<entity>__sync_cursors (source_table, cursor_at, high_water_id),
 --        {hashes} = staging.<entity>__sync_hashes (source_table, legacy_id, row_hash,
---        primary_ids): every row of the entity's content-detected tables in this snapshot;
---        settings migration.entity, migration.run_id.
+--        primary_ids): every row, in this snapshot, of the id buckets of the entity's
+--        content-detected tables whose fingerprint differed ({differing}: source_table,
+--        bucket); settings migration.entity, migration.run_id, migration.bucket_bits.
 --   out: migration.sync_cursors and migration.sync_row_hashes describe exactly what loaded.
 -- Idempotent: upserts keyed by (entity, source_table[, legacy_id]); only changed hashes are
--- written (anti-join), rows gone from legacy are deleted; a retried load writes the same state.
+-- written (anti-join), rows gone from legacy are deleted (within the differing buckets: the
+-- others hold the same rows on both sides); a retried load writes the same state.
 insert into migration.sync_cursors as c
     (entity, source_table, cursor_at, high_water_id, run_id)
 select current_setting('migration.entity'), s.source_table, s.cursor_at, s.high_water_id,
@@ -28,8 +30,10 @@ on conflict (entity, source_table, legacy_id) do update set
     row_hash = excluded.row_hash, primary_ids = excluded.primary_ids;
 
 delete from migration.sync_row_hashes as o
+using {differing} as d
 where o.entity = current_setting('migration.entity')
-    and o.source_table in (select distinct s.source_table from {hashes} as s)
+    and d.source_table = o.source_table
+    and d.bucket = o.legacy_id >> current_setting('migration.bucket_bits')::int
     and not exists (
         select 1 from {hashes} as s
         where s.source_table = o.source_table and s.legacy_id = o.legacy_id

@@ -15,6 +15,7 @@ from psycopg import sql
 
 from include.entities.spec import EntitySpec
 from migration_ops.db import qualified, read_sql, set_run_settings
+from migration_ops.sync.buckets import BUCKET_BITS
 
 
 def touched(entity: EntitySpec) -> sql.Composable:
@@ -30,19 +31,30 @@ def record(conn: psycopg.Connection[Any], entity: EntitySpec, run_id: str, snaps
     Returns:
         Target rows newly marked ``legacy_removed_at``.
     """
-    set_run_settings(conn, {"entity": entity.name, "run_id": run_id, "snapshot_at": snapshot_at})
+    set_run_settings(
+        conn,
+        {
+            "entity": entity.name,
+            "run_id": run_id,
+            "snapshot_at": snapshot_at,
+            "bucket_bits": BUCKET_BITS,
+        },
+    )
     conn.execute(
         sql.SQL(read_sql("sync/record_state.sql")).format(
             cursors=qualified(entity.staging_table("sync_cursors")),
             hashes=qualified(entity.staging_table("sync_hashes")),
+            differing=qualified(entity.staging_table("sync_differing")),
         )
     )
     row = conn.execute(
         sql.SQL(read_sql("sync/mark_removed.sql")).format(
             target=qualified(entity.target_table),
             key=sql.Identifier(entity.key),
+            checked=qualified(entity.staging_table("sync_checked")),
             present=qualified(entity.staging_table("sync_present")),
-        )
+        ),
+        {"bits": BUCKET_BITS},
     ).fetchone()
     return int(row[0]) if row else 0
 

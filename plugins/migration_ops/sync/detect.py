@@ -4,15 +4,18 @@ Per entity, inside the sync's one legacy snapshot (see :mod:`migration_ops.extra
 
 1. each source table's change detection (:class:`~include.entities.spec.ChangeDetection`)
    yields the *entity rows* (primary legacy ids) it touches: ``updated_at`` and
-   ``insert_only`` read only the rows past their cursor; ``content`` streams ``(id, md5)``
-   pairs and compares them with the hashes kept from the last sync (a row deleted from a
-   child table touches the entity rows it belonged to); ``full`` tables are read whole;
+   ``insert_only`` read only the rows past their cursor; ``content`` compares one
+   fingerprint per bucket of 64 ids with the hashes kept from the last sync and streams
+   ``(id, hash)`` pairs of the buckets that differ only (:mod:`migration_ops.sync.buckets`; a
+   row deleted from a child table touches the entity rows it belonged to); ``full`` tables
+   are read whole;
 2. entity rows still quarantined are touched too (a parent that arrived heals them), and so
    are the rows following a changed parent (:class:`~include.entities.spec.Follow`);
 3. every source table is staged for the touched entity rows only, so the unchanged transform,
-   validate and load steps run on the delta; the primary table's ids are streamed as well
-   (ids only) for the deletes, and the new cursors and hashes wait in staging for the load,
-   which records them in its own transaction.
+   validate and load steps run on the delta; for the deletes, the primary table's ids are
+   streamed (ids only) from the buckets where legacy and the target disagree, and the new
+   cursors and hashes wait in staging for the load, which records them in its own
+   transaction.
 
 An entity with no sync state yet (the first sync after a full load) is staged whole.
 """
@@ -32,6 +35,7 @@ from migration_ops import staging
 from migration_ops.db import qualified, scalar
 from migration_ops.extract import LegacySnapshot, copy_table
 from migration_ops.settings import LEGACY_SCHEMA
+from migration_ops.sync import buckets
 
 
 @dataclass(frozen=True)
@@ -66,37 +70,18 @@ def _create_work_tables(target: psycopg.Connection[Any], entity: EntitySpec) -> 
     for suffix, columns in (
         ("sync_touched", "primary_id bigint"),
         ("sync_cursors", "source_table text, cursor_at timestamptz, high_water_id bigint"),
-        ("sync_hashes", "source_table text, legacy_id bigint, row_hash text, primary_ids bigint[]"),
+        (
+            "sync_hashes",
+            "source_table text, legacy_id bigint, row_hash bigint, primary_ids bigint[]",
+        ),
         ("sync_present", "id bigint primary key"),
+        *buckets.WORK_TABLES,
     ):
         target.execute(
             sql.SQL("create unlogged table {} ({})").format(
                 _table(entity, suffix), sql.SQL(columns)
             )
         )
-
-
-def _stream(
-    source: psycopg.Connection[Any],
-    target: psycopg.Connection[Any],
-    query: sql.Composable,
-    params: Any,
-    into: sql.Composable,
-) -> None:
-    """COPY the result of a legacy query into a staging table (text format: casts are exact)."""
-    with (
-        source.cursor().copy(sql.SQL("copy ({}) to stdout").format(query), params) as outgoing,
-        target.cursor().copy(sql.SQL("copy {} from stdin").format(into)) as incoming,
-    ):
-        for chunk in outgoing:
-            incoming.write(chunk)
-
-
-def _primary_array(table: SourceTable) -> sql.Composable:
-    """``array[p1, p2]::bigint[]`` of the columns naming the entity rows a row belongs to."""
-    return sql.SQL("array[{}]::bigint[]").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in table.primary_columns)
-    )
 
 
 def _state(
@@ -126,11 +111,11 @@ def _detect_by_cursor(
     hwm = state[1] if state and state[1] is not None else None
     since = state[0] - windows.lookback if state and state[0] is not None else None
     params = {"hwm": -(2**63) if hwm is None else hwm - windows.id_lookback, "since": since}
-    _stream(
+    buckets.stream(
         source,
         target,
         sql.SQL("select unnest({}) from {} where {}").format(
-            _primary_array(table), legacy, sql.SQL(" or ").join(conditions)
+            buckets.primary_array(table), legacy, sql.SQL(" or ").join(conditions)
         ),
         params,
         _table(entity, "sync_touched"),
@@ -156,19 +141,15 @@ def _detect_by_content(
     entity: EntitySpec,
     table: SourceTable,
 ) -> None:
-    """``content``: (id, md5 of the copied columns) against the hashes of the last sync."""
-    hashes = _table(entity, "sync_hashes")
-    _stream(
-        source,
-        target,
-        sql.SQL("select %(table)s, id, md5(row({})::text), {} from {}").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
-            _primary_array(table),
-            sql.Identifier(LEGACY_SCHEMA, table.table),
-        ),
-        {"table": table.table},
-        hashes,
-    )
+    """``content``: the rows of the id buckets whose fingerprint differs from the stored hashes.
+
+    Within those buckets, a row whose hash or entity rows differ from the stored ones (or that
+    exists on one side only) touches the entity rows it belongs to, before and after.
+    """
+    differing = buckets.differing_row_buckets(source, target, entity, table)
+    if not differing:
+        return
+    buckets.stream_row_hashes(source, target, entity, table, differing)
     target.execute(
         sql.SQL(
             """
@@ -176,14 +157,20 @@ def _detect_by_content(
             select unnest(coalesce(h.primary_ids, '{{}}') || coalesce(o.primary_ids, '{{}}'))
             from (select * from {hashes} where source_table = %(table)s) as h
             full join (
-                select * from migration.sync_row_hashes
-                where entity = %(entity)s and source_table = %(table)s
+                select o.* from migration.sync_row_hashes as o
+                join {differing} as d
+                    on d.source_table = o.source_table and d.bucket = o.legacy_id >> %(bits)s
+                where o.entity = %(entity)s and o.source_table = %(table)s
             ) as o on o.legacy_id = h.legacy_id
             where h.row_hash is distinct from o.row_hash
                 or h.primary_ids is distinct from o.primary_ids
             """
-        ).format(touched=_table(entity, "sync_touched"), hashes=hashes),
-        {"table": table.table, "entity": entity.name},
+        ).format(
+            touched=_table(entity, "sync_touched"),
+            hashes=_table(entity, "sync_hashes"),
+            differing=_table(entity, "sync_differing"),
+        ),
+        {"table": table.table, "entity": entity.name, "bits": buckets.BUCKET_BITS},
     )
 
 
@@ -204,7 +191,7 @@ def _touch_followers_and_quarantine(
                 qualified(f"staging.{follow.parent}__{follow.parent_table}")
             )
         ).fetchone()
-        _stream(
+        buckets.stream(
             source,
             target,
             sql.SQL("select id from {} where {} = any(%s)").format(
@@ -214,6 +201,27 @@ def _touch_followers_and_quarantine(
             (parents[0] if parents else [],),
             touched,
         )
+
+
+def _delta_filter(
+    target: psycopg.Connection[Any], entity: EntitySpec, table: SourceTable, touched: list[int]
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The legacy filter that stages ``table`` for the touched entity rows only."""
+    if table.change.kind == "referenced":
+        # the primary table is staged first: the ids its staged rows point at
+        assert table.change.referenced_by is not None, (entity.name, table.table)
+        ids = scalar(
+            target,
+            sql.SQL("select coalesce(array_agg(distinct {}), '{{}}') from {}").format(
+                sql.Identifier(table.change.referenced_by),
+                _table(entity, entity.primary_source.table),
+            ),
+        )
+        return sql.SQL("id = any(%(ids)s)"), {"ids": list(ids)}
+    where = sql.SQL(" or ").join(
+        sql.SQL("{} = any(%(ids)s)").format(sql.Identifier(c)) for c in table.primary_columns
+    )
+    return where, {"ids": touched}
 
 
 def _stage_sources(
@@ -228,11 +236,7 @@ def _stage_sources(
         where: sql.Composable | None = None
         params: Any = None
         if touched is not None and table.change.kind != "full":
-            where = sql.SQL(" or ").join(
-                sql.SQL("{} = any(%(ids)s)").format(sql.Identifier(c))
-                for c in table.primary_columns
-            )
-            params = {"ids": touched}
+            where, params = _delta_filter(target, entity, table, touched)
         counts[table.table] = copy_table(source, target, entity, table, where=where, params=params)
     return counts
 
@@ -265,15 +269,8 @@ def stage_delta(
         elif table.change.kind == "content":
             _detect_by_content(source, target, entity, table)
     _touch_followers_and_quarantine(source, target, entity)
-    _stream(
-        source,
-        target,
-        sql.SQL("select id from {}").format(
-            sql.Identifier(LEGACY_SCHEMA, entity.primary_source.table)
-        ),
-        None,
-        _table(entity, "sync_present"),
-    )
+    checked = buckets.checked_id_buckets(source, target, entity)
+    buckets.stream_present_ids(source, target, entity, checked)
     touched = None
     if not first:
         row = target.execute(
