@@ -208,8 +208,8 @@ def _equal_fingerprints(conn: psycopg.Connection[Any], names: dict[str, Any]) ->
     """The rows of each side when both sides' (count, XOR of row hashes) agree, else ``None``.
 
     With the target's key unique, equal fingerprints mean equal sets of (key, row), up to a
-    2^-64 chance (``audit/row_checksums.sql``): every compared row matched and no target row in
-    scope is missing from the compared ones. Two aggregates, no temporary table, no join.
+    2^-64 chance (``audit/row_checksums.sql``): every compared row matched, and every target row
+    in scope is one of them. Two aggregates, no temporary table, no join.
     """
     legacy, target = [
         conn.execute(sql.SQL(statement).format(**names)).fetchone()
@@ -222,7 +222,7 @@ def _equal_fingerprints(conn: psycopg.Connection[Any], names: dict[str, Any]) ->
 def _row_by_row(
     conn: psycopg.Connection[Any], names: dict[str, Any], params: dict[str, Any]
 ) -> RowValidation:
-    """The full comparison, run when the fingerprints differ: every row's hash joined by id.
+    """The full comparison (fingerprints differ, or no unique key): row hashes joined by id.
 
     Temporary ``rv_*`` tables hold ids and hashes only and drop at commit; mismatches are then
     compared column by column, so each finding names its legacy id and column.
