@@ -342,7 +342,7 @@ def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 
 @task
-def verify(run: dict[str, Any], entity_name: str) -> dict[str, int]:
+def verify(run: dict[str, Any], entity_name: str) -> dict[str, int | str]:
     """#### Verify
 
     Row-level proof: every loaded row's mapped columns hashed on the legacy side (through the

@@ -192,7 +192,7 @@ def load_step(
 
 
 @reusing_connections()
-def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
+def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int | str]:
     """Row-level proof right after the load: every loaded row equals its legacy row.
 
     Before the checkpoint, while the staging still holds the transformed rows (see

@@ -40,6 +40,7 @@ def test_report_html_charts_data_docs_and_archive(
     assert "gx/uncommitted/data_docs/local_site/index.html" in page
     audit = json.loads((out / "audit.json").read_text())
     compared = {r["entity"]: (r["compared"], r["matched"]) for r in audit["row_validation"]}
+    assert {r["method"] for r in audit["row_validation"]} == {"checksum"}
     with connect(target) as conn:
         loaded = dict(
             conn.execute(

@@ -83,8 +83,8 @@ def test_cells_are_escaped_and_statuses_coloured() -> None:
 
 
 def test_row_validation_ok_and_sql_split() -> None:
-    assert RowValidation(5, 5, 0, 0, 0).ok
-    assert not RowValidation(5, 5, 0, 0, 1).ok
+    assert RowValidation(5, 5, 0, 0, 0, "checksum").ok
+    assert not RowValidation(5, 5, 0, 0, 1, "row_by_row").ok
     assert _split("select 1;\nselect 2;\n-- trailing\n") == ["select 1", "select 2"]
 
 

@@ -1,4 +1,5 @@
--- Hash every compared row on both sides: legacy (through the transform) and target.
+-- Hash every compared row on both sides: legacy (through the transform) and target. Runs only
+-- when the two sides' fingerprints (row_checksums.sql) differ, to name the rows that do.
 --   in : {legacy} staged rows in target shape (__validated after a load; __transformed in
 --        verify_target, minus the rows held in quarantine: {legacy_filter}), {target} table,
 --        {key} legacy-id column, {legacy_columns} the mapped columns cast to the target's

@@ -1,7 +1,7 @@
 -- 050_row_validation.sql
 -- purpose: the row-level proof legacy ↔ target (issue 18, decision 0010):
 --   * migration.row_validation: per run (a phase run, or a verify_target run) and entity, how
---     many legacy rows were compared with the target and how they came out;
+--     many legacy rows were compared with the target, how they came out, and by which method;
 --   * migration.row_findings: the rows that did not match, by legacy id and column name only
 --     (kind 'mismatch' names the column, 'missing' and 'unexpected' the row). Never a value.
 -- needs: 010_migration_schema.sql (the migration schema).
@@ -28,6 +28,14 @@ create table if not exists migration.row_validation (
 );
 comment on table migration.row_validation is
     'Row-level comparison legacy (through the transform) vs target per run/entity; counts only.';
+
+-- Which path proved it: 'checksum' (both sides' count and XOR of row hashes agreed, so every
+-- row matched; audit/row_checksums.sql) or 'row_by_row' (they differed, or the target's key is
+-- not unique: every row's hash joined by legacy id, findings by id and column). Rows recorded
+-- before the column existed were all row by row.
+alter table migration.row_validation
+    add column if not exists method text not null default 'row_by_row'
+        check (method in ('checksum', 'row_by_row'));
 
 create table if not exists migration.row_findings (
     run_id      text   not null,

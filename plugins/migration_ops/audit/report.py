@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from migration_ops.audit import charts, pages
-from migration_ops.db import connect, read_sql
+from migration_ops.db import connect, read_sql, scalar
 from migration_ops.reports import RECONCILIATION_KEYS
 from migration_ops.settings import EXPECTATIONS_DIR
 
 log = logging.getLogger(__name__)
+
+#: Whether ``migration.row_validation`` exists with its ``method`` column (added later).
+HAS_METHOD = """
+    select exists (
+        select 1 from pg_attribute
+        where attrelid = to_regclass('migration.row_validation') and attname = 'method'
+    )
+"""
 
 #: How to fix a quarantined row, by the rule's family (its name's last word).
 FIXES = {
@@ -56,7 +64,8 @@ def fix_for(rule: str) -> str:
 
 def _query(target_dsn: str, path: str, run_id: str) -> list[tuple[Any, ...]]:
     with connect(target_dsn, application_name="migration:report") as conn:
-        if conn.execute("select to_regclass('migration.row_validation')").fetchone() == (None,):
+        # 050 is idempotent: run it when the table, or a column added since, is missing
+        if not scalar(conn, HAS_METHOD):
             conn.execute(read_sql("target/050_row_validation.sql"))
         return [tuple(r) for r in conn.execute(read_sql(path), {"run_id": run_id}).fetchall()]
 
@@ -66,6 +75,7 @@ def collect_audit(target_dsn: str, run_id: str) -> dict[str, Any]:
     rv_keys = (
         "entity",
         "mode",
+        "method",
         "compared",
         "matched",
         "mismatched",
@@ -197,6 +207,7 @@ def _row_validation(audit: dict[str, Any]) -> str:
     keys = (
         "entity",
         "mode",
+        "method",
         "compared",
         "matched",
         "mismatched",
@@ -213,6 +224,7 @@ def _row_validation(audit: dict[str, Any]) -> str:
         (
             "entity",
             "mode",
+            "method",
             "compared",
             "matched",
             "mismatched",

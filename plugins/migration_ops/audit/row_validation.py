@@ -5,8 +5,13 @@ computed on the legacy side (the rows through the entity's transform, from the p
 snapshot, cast to the target's column types) and on the target side, and the two are joined
 by legacy id inside the target database: no row ever travels to Python. Rows whose hashes
 differ are compared column by column to name the columns. Results go to
-``migration.row_validation`` (counts) and ``migration.row_findings`` (legacy id, kind, column
-name): never a value.
+``migration.row_validation`` (counts and the method) and ``migration.row_findings`` (legacy
+id, kind, column name): never a value.
+
+Checksum first, drill down only on a difference (pt-table-checksum): one aggregate per side,
+``count(*)`` and the ``bit_xor`` of the same row hashes, settles an unchanged target without
+temporary tables or a join (``audit/row_checksums.sql``, method ``checksum``); any difference
+runs the full comparison (method ``row_by_row``), so findings stay exact by id and column.
 
 Two callers: the phase pipeline right after each entity's load, while its staging still
 exists (``mode='after_load'``, legacy side ``__validated``), and ``verify_target``, which
@@ -33,6 +38,10 @@ RULE = "row_validation.target_matches_legacy"
 #: Findings kept per (run, entity, kind); the counts are always complete.
 MAX_FINDINGS = 1000
 
+#: ``migration.row_validation.method``: equal fingerprints settled it, or every row was joined.
+CHECKSUM = "checksum"
+ROW_BY_ROW = "row_by_row"
+
 #: Columns that a later step legitimately rewrites after the entity's own load, so the
 #: target holds a value the entity's transform never produced. Excluded from the comparison
 #: in ``verify_target`` only (right after the load nothing has rewritten them yet).
@@ -41,20 +50,21 @@ REWRITTEN_LATER: dict[str, tuple[str, ...]] = {}
 
 @dataclass(frozen=True)
 class RowValidation:
-    """Counts of one entity's row-level comparison."""
+    """Counts of one entity's row-level comparison, and which method produced them."""
 
     compared_rows: int
     matched_rows: int
     mismatched_rows: int
     missing_rows: int
     unexpected_rows: int
+    method: str
 
     @property
     def ok(self) -> bool:
         """Every legacy row is in the target, equal, and the target has no stray row."""
         return not (self.mismatched_rows or self.missing_rows or self.unexpected_rows)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | str]:
         """Plain dict (XCom, reports)."""
         return asdict(self)
 
@@ -106,15 +116,38 @@ def _parts(columns: list[tuple[str, str]]) -> dict[str, sql.Composable]:
     }
 
 
-def _target_filter(
-    conn: psycopg.Connection[Any], entity: EntitySpec, scope: sql.Composable | None
-) -> sql.Composable:
-    schema, table = entity.target_table.split(".")
-    removable = conn.execute(
-        "select 1 from information_schema.columns where table_schema = %s and table_name = %s "
-        "and column_name = 'legacy_removed_at'",
-        (schema, table),
+def _target_shape(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[bool, bool]:
+    """Whether the target table has ``legacy_removed_at``, and a unique index on the key alone.
+
+    From ``pg_catalog`` in one statement (``information_schema.columns`` is a view that plans
+    a dozen joins and privilege checks per call). The unique key is what makes equal
+    fingerprints a proof (``audit/row_checksums.sql``); without one, the comparison goes row
+    by row.
+    """
+    row = conn.execute(
+        """
+        select
+            exists (
+                select 1 from pg_attribute
+                where attrelid = %(table)s::regclass and attname = 'legacy_removed_at'
+                    and not attisdropped
+            ),
+            exists (
+                select 1 from pg_index as i
+                join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+                where i.indrelid = %(table)s::regclass and i.indisunique and i.indisvalid
+                    and i.indnkeyatts = 1 and i.indpred is null and a.attname = %(key)s
+            )
+        """,
+        {"table": entity.target_table, "key": entity.key},
     ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+def _target_filter(
+    entity: EntitySpec, removable: bool, scope: sql.Composable | None
+) -> sql.Composable:
     parts: list[sql.Composable] = []
     if removable:
         parts.append(sql.SQL("and t.legacy_removed_at is null"))
@@ -136,13 +169,15 @@ def compare(
     """Compare target-shaped legacy rows with the target and record the findings.
 
     Runs in ``conn``'s transaction; the findings of ``run_id`` for the entity replace its
-    earlier ones. ``rv_*`` temporary tables hold ids and hashes only and drop at commit.
-    Target rows marked ``legacy_removed_at`` (gone from legacy, kept) are out of scope, and
-    so are, after a sync, the rows outside its delta (``target_scope``: a query of legacy ids).
+    earlier ones. Target rows marked ``legacy_removed_at`` (gone from legacy, kept) are out of
+    scope, and so are, after a sync, the rows outside its delta (``target_scope``: a query of
+    legacy ids). ``legacy_table``'s rows are a subset of ``__transformed`` (the universe of
+    legacy ids): so when the fingerprints agree no target row is unexpected either.
     """
     columns = [c for c in mapped_columns(conn, entity, legacy_table) if c[0] not in exclude_columns]
     if entity.key not in {c for c, _ in columns}:
         raise MigrationError(entity.name, f"staged rows lack the legacy id {entity.key}", rule=RULE)
+    removable, key_unique = _target_shape(conn, entity)
     legacy_filter = sql.SQL(
         "and not exists (select 1 from migration.quarantine as q where q.entity = {} "
         "and q.legacy_id = s.{}::bigint and q.resolved_at is null)"
@@ -150,7 +185,7 @@ def compare(
         else ""
     ).format(sql.Literal(entity.name), sql.Identifier(entity.key))
     names = {
-        "target_filter": _target_filter(conn, entity, target_scope),
+        "target_filter": _target_filter(entity, removable, target_scope),
         "legacy": qualified(legacy_table),
         "target": qualified(entity.target_table),
         "universe": qualified(entity.staging_table("transformed")),
@@ -158,20 +193,50 @@ def compare(
         "legacy_filter": legacy_filter,
         **_parts(columns),
     }
+    conn.execute(
+        "delete from migration.row_findings where run_id = %s and entity = %s",
+        (run_id, entity.name),
+    )
+    rows = _equal_fingerprints(conn, names) if key_unique else None
+    if rows is not None:
+        return RowValidation(rows, rows, 0, 0, 0, CHECKSUM)
     params = {"run_id": run_id, "entity": entity.name, "max_findings": MAX_FINDINGS}
+    return _row_by_row(conn, names, params)
+
+
+def _equal_fingerprints(conn: psycopg.Connection[Any], names: dict[str, Any]) -> int | None:
+    """The rows of each side when both sides' (count, XOR of row hashes) agree, else ``None``.
+
+    With the target's key unique, equal fingerprints mean equal sets of (key, row), up to a
+    2^-64 chance (``audit/row_checksums.sql``): every compared row matched, and every target row
+    in scope is one of them. Two aggregates, no temporary table, no join.
+    """
+    legacy, target = [
+        conn.execute(sql.SQL(statement).format(**names)).fetchone()
+        for statement in _split(read_sql("audit/row_checksums.sql"))
+    ]
+    assert legacy is not None and target is not None
+    return int(legacy[0]) if tuple(legacy) == tuple(target) else None
+
+
+def _row_by_row(
+    conn: psycopg.Connection[Any], names: dict[str, Any], params: dict[str, Any]
+) -> RowValidation:
+    """The full comparison (fingerprints differ, or no unique key): row hashes joined by id.
+
+    Temporary ``rv_*`` tables hold ids and hashes only and drop at commit; mismatches are then
+    compared column by column, so each finding names its legacy id and column.
+    """
     conn.execute(sql.SQL(read_sql("audit/row_hashes.sql")).format(**names))
     *setup, counts_sql = _split(read_sql("audit/row_counts.sql"))
     for statement in setup:
         conn.execute(statement)
     row = conn.execute(counts_sql).fetchone()
     assert row is not None
-    conn.execute(
-        "delete from migration.row_findings where run_id = %s and entity = %s",
-        (run_id, entity.name),
-    )
     for statement in _split(read_sql("audit/row_findings.sql")):
         conn.execute(sql.SQL(statement).format(**names), params)
-    return RowValidation(*(int(v) for v in row))
+    compared, matched, mismatched, missing, unexpected = (int(v) for v in row)
+    return RowValidation(compared, matched, mismatched, missing, unexpected, ROW_BY_ROW)
 
 
 def record(
@@ -187,11 +252,13 @@ def record(
     """Write (or rewrite) the run's row of ``migration.row_validation`` for the entity."""
     conn.execute(
         """
-        insert into migration.row_validation (run_id, entity, phase, mode, compared_rows,
-            matched_rows, mismatched_rows, missing_rows, unexpected_rows, snapshot_at, seconds)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        insert into migration.row_validation (run_id, entity, phase, mode, method,
+            compared_rows, matched_rows, mismatched_rows, missing_rows, unexpected_rows,
+            snapshot_at, seconds)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         on conflict (run_id, entity) do update set
-            mode = excluded.mode, compared_rows = excluded.compared_rows,
+            mode = excluded.mode, method = excluded.method,
+            compared_rows = excluded.compared_rows,
             matched_rows = excluded.matched_rows, mismatched_rows = excluded.mismatched_rows,
             missing_rows = excluded.missing_rows, unexpected_rows = excluded.unexpected_rows,
             snapshot_at = excluded.snapshot_at, seconds = excluded.seconds, recorded_at = now()
@@ -201,6 +268,7 @@ def record(
             entity.name,
             entity.phase,
             mode,
+            outcome.method,
             outcome.compared_rows,
             outcome.matched_rows,
             outcome.mismatched_rows,
