@@ -32,6 +32,7 @@ from migration_ops.db import (
     table_columns,
 )
 from migration_ops.errors import MigrationError
+from migration_ops.extract import pass_through
 from migration_ops.runs import RunContext
 from migration_ops.settings import LEGACY_SCHEMA
 from migration_ops.sync import apply as sync_apply
@@ -247,8 +248,7 @@ def _copy_direct_columns(
                 source.cursor().copy(copy_out) as outgoing,
                 conn.cursor().copy("copy direct_values from stdin (format binary)") as incoming,
             ):
-                for chunk in outgoing:
-                    incoming.write(chunk)
+                pass_through(outgoing, incoming)
             conn.execute(
                 sql.SQL(
                     "update {target} as t set {column} = d.value from direct_values as d "

@@ -26,6 +26,7 @@ from psycopg import sql
 
 from include.entities.spec import EntitySpec, SourceTable
 from migration_ops.db import qualified, read_sql
+from migration_ops.extract import pass_through
 from migration_ops.settings import LEGACY_SCHEMA
 
 #: Ids per bucket = 2**BUCKET_BITS. Small enough that ~1 % of rows changed at random leaves
@@ -58,8 +59,7 @@ def stream(
         source.cursor().copy(sql.SQL("copy ({}) to stdout").format(query), params) as outgoing,
         target.cursor().copy(sql.SQL("copy {} from stdin").format(into)) as incoming,
     ):
-        for chunk in outgoing:
-            incoming.write(chunk)
+        pass_through(outgoing, incoming)
 
 
 def primary_array(table: SourceTable) -> sql.Composable:
