@@ -265,6 +265,21 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
         "every held-back row came back unchanged and kept its verdict, without GX"
     )
     assert sum(carried.values()) > 0
+    with connect(synced["target"]) as conn:
+        memo_run = scalar(
+            conn, "select run_id from migration.dedup_inputs where entity = 'profiles'"
+        )
+        members = {
+            run_id: conn.execute(
+                "select legacy_id, survivor_legacy_id, completeness from migration.dedup_members "
+                "where run_id = %s and entity = 'profiles' order by legacy_id",
+                (run_id,),
+            ).fetchall()
+            for run_id in (memo_run, third.run_id)
+        }
+    assert memo_run != third.run_id and members[third.run_id] == members[memo_run], (
+        "same patients, same decisions: the de-duplication reused its clusters, without Splink"
+    )
 
 
 def _held_by_row_local_rules(target: str, entities: set[str]) -> dict[str, int]:
