@@ -331,3 +331,16 @@ def test_a_sync_killed_inside_a_load_converges_on_the_next_sync(synced) -> None:
         assert scalar(conn, "select name from public.offices where legacy_office_id = 2") == (
             "Killed Rename"
         )
+
+
+def test_a_target_migrated_before_the_dedup_memo_existed_gets_it_from_the_sync(synced) -> None:
+    """A deployed target may only sync from now on: the sync's DDL creates the memo table."""
+    legacy, target = synced["legacy"], synced["target"]
+    with connect(target) as conn:
+        conn.execute("drop table migration.dedup_inputs")
+    run = sync(legacy, target, "sync-new-memo")
+    with connect(target) as conn:
+        memo_run = scalar(
+            conn, "select run_id from migration.dedup_inputs where entity = 'profiles'"
+        )
+    assert memo_run == run.run_id, "no memo to reuse: the sync computed and remembered"
