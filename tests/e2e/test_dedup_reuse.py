@@ -31,12 +31,74 @@ pytestmark = pytest.mark.e2e
 PHASE_1 = get_phase(1)
 
 
+def _members(target: str, run_id: str) -> list[tuple[int, int, int]]:
+    with connect(target) as conn:
+        return conn.execute(
+            "select legacy_id, survivor_legacy_id, completeness from migration.dedup_members "
+            "where run_id = %s and entity = 'profiles' order by legacy_id",
+            (run_id,),
+        ).fetchall()
+
+
+def _memo(target: str) -> tuple[str, str] | None:
+    with connect(target) as conn:
+        row = conn.execute(
+            "select run_id, fingerprint from migration.dedup_inputs where entity = 'profiles'"
+        ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def _linked(target: str) -> set[tuple[int, int]]:
+    with connect(target) as conn:
+        rows = conn.execute(
+            "select legacy_user_id, merged_into_legacy_user_id from public.profiles "
+            "where merged_into is not null"
+        ).fetchall()
+    return {(int(a), int(b)) for a, b in rows}
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("Splink ran although nothing changed")
+
+
 @pytest.fixture(scope="module")
-def target(sandbox_dsn: str, pg_socket: str) -> str:
-    """A phase-1 target whose first run computed (and remembered) the clusters."""
+def rerun(sandbox_dsn: str, pg_socket: str) -> dict[str, Any]:
+    """Phase 1 run twice into a fresh target, the second time with Splink refusing to run.
+
+    Between the two the links are cleared, as if the first run's load had been killed before
+    it applied them. What the test checks is observed right after the second run: the other
+    tests change the target afterwards (decisions, thresholds, staged rows).
+    """
     dsn = local_env.ensure_supabase_database(pg_socket, "e2e_dedup_reuse", recreate=True)
     run_phase(sandbox_dsn, dsn, PHASE_1, "reuse-1")
-    return dsn
+    first_report = report.collect(dsn, "reuse-1")
+    with connect(dsn) as conn:
+        conn.execute(
+            "update public.profiles set merged_into = null, merged_into_legacy_user_id = null"
+        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(step, "deduplicate", _refuse)
+        run_phase(sandbox_dsn, dsn, PHASE_1, "reuse-2")
+    with connect(dsn) as conn:
+        merged = scalar(
+            conn,
+            "select merged_rows from migration.reconciliation "
+            "where run_id = 'reuse-2' and entity = 'profiles'",
+        )
+    return {
+        "dsn": dsn,
+        "members": {run_id: _members(dsn, run_id) for run_id in ("reuse-1", "reuse-2")},
+        "linked": _linked(dsn),
+        "memo": _memo(dsn),
+        "reports": (first_report, report.collect(dsn, "reuse-2")),
+        "merged": merged,
+    }
+
+
+@pytest.fixture(scope="module")
+def target(rerun: dict[str, Any]) -> str:
+    """The target of :func:`rerun`, for the tests that change its inputs one at a time."""
+    return str(rerun["dsn"])
 
 
 @pytest.fixture
@@ -70,61 +132,15 @@ def staged(sandbox_dsn: str, target: str) -> Iterator[Callable[[str], RunContext
         runs.mark_failed(target, run_id)  # never loaded
 
 
-def _members(target: str, run_id: str) -> list[tuple[int, int, int]]:
-    with connect(target) as conn:
-        return conn.execute(
-            "select legacy_id, survivor_legacy_id, completeness from migration.dedup_members "
-            "where run_id = %s and entity = 'profiles' order by legacy_id",
-            (run_id,),
-        ).fetchall()
-
-
-def _memo(target: str) -> tuple[str, str] | None:
-    with connect(target) as conn:
-        row = conn.execute(
-            "select run_id, fingerprint from migration.dedup_inputs where entity = 'profiles'"
-        ).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]))
-
-
-def _linked(target: str) -> set[tuple[int, int]]:
-    with connect(target) as conn:
-        rows = conn.execute(
-            "select legacy_user_id, merged_into_legacy_user_id from public.profiles "
-            "where merged_into is not null"
-        ).fetchall()
-    return {(int(a), int(b)) for a, b in rows}
-
-
-def test_a_rerun_with_nothing_changed_reuses_the_clusters(
-    sandbox_dsn: str, target: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first_report = report.collect(target, "reuse-1")
-    with connect(target) as conn:  # as if reuse-1's load had never applied its links
-        conn.execute(
-            "update public.profiles set merged_into = null, merged_into_legacy_user_id = null"
-        )
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("Splink ran although nothing changed")
-
-    monkeypatch.setattr(step, "deduplicate", refuse)
-    run_phase(sandbox_dsn, target, PHASE_1, "reuse-2")
-
-    assert _members(target, "reuse-2") == _members(target, "reuse-1")
-    assert len(_members(target, "reuse-2")) == 85
-    assert _linked(target) == {(6, 16)}, "the load re-applied reuse-1's links"
-    assert _memo(target) is not None and _memo(target)[0] == "reuse-1", "the memo is kept"
-    second_report = report.collect(target, "reuse-2")
+def test_a_rerun_with_nothing_changed_reuses_the_clusters(rerun: dict[str, Any]) -> None:
+    members = rerun["members"]
+    assert members["reuse-2"] == members["reuse-1"] and len(members["reuse-2"]) == 85
+    assert rerun["linked"] == {(6, 16)}, "the load re-applied reuse-1's links"
+    assert rerun["merged"] == 1
+    assert rerun["memo"] is not None and rerun["memo"][0] == "reuse-1", "the memo is kept"
+    first_report, second_report = rerun["reports"]
     assert first_report is not None and second_report is not None
     assert {**second_report, "run_id": "reuse-1"} == first_report, "the same evidence"
-    with connect(target) as conn:
-        merged = scalar(
-            conn,
-            "select merged_rows from migration.reconciliation "
-            "where run_id = 'reuse-2' and entity = 'profiles'",
-        )
-    assert merged == 1
 
 
 def _same(target: str) -> tuple[EntitySpec, Thresholds]:
