@@ -32,6 +32,9 @@ SYNC = PhaseSpec(
         "target/020_backups.sql",
         "target/030_run_integrity.sql",
         "target/040_sync.sql",
+        # the profiles' de-duplication step runs in the sync too: its tables (the memo of its
+        # inputs, migration.dedup_inputs, came after phase 1 on deployed targets)
+        "target/110_dedup.sql",
     ),
     dag="incremental_sync",
     asset="migration://sync/completed",

@@ -265,6 +265,21 @@ def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
         "every held-back row came back unchanged and kept its verdict, without GX"
     )
     assert sum(carried.values()) > 0
+    with connect(synced["target"]) as conn:
+        memo_run = scalar(
+            conn, "select run_id from migration.dedup_inputs where entity = 'profiles'"
+        )
+        members = {
+            run_id: conn.execute(
+                "select legacy_id, survivor_legacy_id, completeness from migration.dedup_members "
+                "where run_id = %s and entity = 'profiles' order by legacy_id",
+                (run_id,),
+            ).fetchall()
+            for run_id in (memo_run, third.run_id)
+        }
+    assert memo_run != third.run_id and members[third.run_id] == members[memo_run], (
+        "same patients, same decisions: the de-duplication reused its clusters, without Splink"
+    )
 
 
 def _held_by_row_local_rules(target: str, entities: set[str]) -> dict[str, int]:
@@ -411,3 +426,16 @@ def test_a_content_row_alone_in_its_bucket_deleted_is_forgotten_and_marked(synce
             "where legacy_office_id = 640000",
         )
     assert (hashes, removed, counts(target, after.run_id)["offices"][3]) == (0, True, 1)
+
+
+def test_a_target_migrated_before_the_dedup_memo_existed_gets_it_from_the_sync(synced) -> None:
+    """A deployed target may only sync from now on: the sync's DDL creates the memo table."""
+    legacy, target = synced["legacy"], synced["target"]
+    with connect(target) as conn:
+        conn.execute("drop table migration.dedup_inputs")
+    run = sync(legacy, target, "sync-new-memo")
+    with connect(target) as conn:
+        memo_run = scalar(
+            conn, "select run_id from migration.dedup_inputs where entity = 'profiles'"
+        )
+    assert memo_run == run.run_id, "no memo to reuse: the sync computed and remembered"

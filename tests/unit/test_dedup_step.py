@@ -1,12 +1,25 @@
-"""The de-duplication step's pure parts: human decisions, clusters, the auditors' report."""
+"""The de-duplication step's pure parts: human decisions, clusters, the auditors' report,
+the outcome's reuse marker and the digest of the method."""
 
 from __future__ import annotations
 
-import pandas as pd
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pandas as pd
+import pytest
+
+from include.dedup import model
+from include.dedup.model import RoleModel
+from include.entities.phase1_core import PROFILES
 from migration_ops.dedup.engine import cluster_ids
 from migration_ops.dedup.report import _shape
-from migration_ops.dedup.step import apply_decisions, clusters_of
+from migration_ops.dedup.step import DedupOutcome, apply_decisions, clusters_of, method_digest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PAIRS = pd.DataFrame(
     {
@@ -66,3 +79,64 @@ def test_report_carries_ids_scores_and_agreement_flags_only() -> None:
     assert data["decisions_in_force"] == [
         {"entity": "profiles", "decision": "distinct", "pairs": 2}
     ]
+
+
+def test_the_outcome_says_whether_the_clusters_were_reused() -> None:
+    computed = DedupOutcome(85, 1, 3, 1, 1)
+    assert computed.as_dict() == {
+        "candidates": 85,
+        "linked_pairs": 1,
+        "review_pairs": 3,
+        "clusters": 1,
+        "linked_duplicates": 1,
+        "reused": 0,
+    }
+    reused = DedupOutcome.reused_from(computed.counts())
+    assert reused.as_dict() == computed.as_dict() | {"reused": 1}
+
+
+def test_the_method_digest_is_the_same_in_every_process() -> None:
+    """Sets in the model (term-frequency roles) iterate by hash seed; the digest must not."""
+    code = (
+        "from include.entities.phase1_core import PROFILES; "
+        "from migration_ops.dedup.step import method_digest; print(method_digest(PROFILES.dedup))"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=os.environ | {"PYTHONHASHSEED": seed, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert PROFILES.dedup is not None
+    assert digests == {method_digest(PROFILES.dedup)}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BLOCKING_RULES", model.BLOCKING_RULES[1:]),
+        ("TERM_FREQUENCY_ROLES", model.TERM_FREQUENCY_ROLES - {"city"}),
+        ("MODEL", model.MODEL | {"sex": RoleModel("exact", "text")}),
+        ("M_PRIORS", model.M_PRIORS | {"exact": (0.9, 0.1)}),
+        ("SEED", model.SEED + 1),
+    ],
+)
+def test_the_method_digest_follows_the_model(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: object
+) -> None:
+    assert PROFILES.dedup is not None
+    before = method_digest(PROFILES.dedup)
+    monkeypatch.setattr(model, name, value)
+    assert method_digest(PROFILES.dedup) != before
+
+
+def test_the_method_digest_follows_the_spec() -> None:
+    spec = PROFILES.dedup
+    assert spec is not None
+    fewer = dataclasses.replace(spec, fields=spec.fields[:-1])
+    other = dataclasses.replace(spec, candidates="profile_type = 'patient'")
+    assert len({method_digest(s) for s in (spec, fewer, other)}) == 3

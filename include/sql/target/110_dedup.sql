@@ -3,7 +3,8 @@
 --          public.profiles.merged_into (+ its legacy lineage), the view public.profile_persons,
 --          and the migration tables the de-duplication step writes: dedup_members (clusters of
 --          a run), dedup_links (linked pairs), dedup_review (the middle band, for a human),
---          dedup_decisions (what reviewers and unlink decided; every later run obeys it).
+--          dedup_decisions (what reviewers and unlink decided; every later run obeys it),
+--          dedup_inputs (the fingerprint of the last computed run's inputs, to reuse its clusters).
 -- needs: 100_phase1_core.sql (public.profiles), 010_migration_schema.sql.
 -- idempotent: columns, tables and indexes "if not exists", constraints guarded, view replaced.
 -- no phi: the migration tables hold legacy ids, scores and per-field agreement flags only.
@@ -112,3 +113,15 @@ create table if not exists migration.dedup_decisions (
 );
 comment on table migration.dedup_decisions is
     'human decisions on pairs (review, unlink): link or distinct. the model never overrides them.';
+
+-- the memo of the step: a run whose inputs have this fingerprint reuses run_id's clusters.
+create table if not exists migration.dedup_inputs (
+    entity      text        primary key,
+    fingerprint text        not null,
+    run_id      text        not null references migration.runs (run_id),
+    outcome     jsonb       not null,
+    recorded_at timestamptz not null default now()
+);
+comment on table migration.dedup_inputs is
+    'per entity: sha256 of the last computed de-duplication''s inputs (candidates, decisions, '
+    'thresholds, model), the run that recorded its clusters and its counts. hashes and ids only.';

@@ -8,7 +8,8 @@ the linkage engine, applies every human decision recorded so far (reviewers' ``l
 * ``migration.dedup_members``: this run's candidates, each with its cluster's survivor
   (itself when alone);
 * ``migration.dedup_links``: the linked pairs with their scores and field agreement;
-* ``migration.dedup_review``: the middle band, for a human.
+* ``migration.dedup_review``: the middle band, for a human;
+* ``migration.dedup_inputs``: the fingerprint of the inputs it computed from (below).
 
 The profiles themselves change only at load, by ``load/profiles__link_duplicates.sql``:
 linked, not destroyed (``docs/decisions/0012-dedup-linked-not-destroyed.md``).
@@ -16,29 +17,50 @@ linked, not destroyed (``docs/decisions/0012-dedup-linked-not-destroyed.md``).
 **Survivorship** (documented rule): the member with the most non-empty linkage fields, then
 the most recent activity (the spec's ``activity`` expression), then the lowest legacy id.
 
+**Unchanged inputs.** The outcome is a function of the candidates (ids, linkage fields,
+activity), the human decisions, the thresholds and the model. The step first takes a
+fingerprint of all of them (:func:`input_fingerprint`); when it equals the one remembered in
+``migration.dedup_inputs``, the run copies that run's members instead of running Splink
+(``dedup/inputs_reuse.sql``): a quiet night saves the scoring of every patient.
+
 Nothing here logs or returns a value of a row: counts and ids only. The candidate fields do
 travel into an in-process DuckDB database: that is the linkage engine.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import fields as dataclass_fields
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psycopg
 from psycopg import sql
 
+from include.dedup import model
 from include.dedup.model import PATIENT_LINK_THRESHOLD, PATIENT_REVIEW_THRESHOLD
 from include.entities.spec import DedupSpec, EntitySpec
-from migration_ops.db import connect, qualified, read_sql
+from migration_ops.db import connect, qualified, read_sql, set_run_settings
+from migration_ops.dedup import engine
 from migration_ops.dedup.engine import Thresholds, cluster_ids, deduplicate
+from migration_ops.settings import SQL_DIR
 
 log = logging.getLogger(__name__)
 
 #: The step's thresholds when the run gives none (DAG params ``dedup_*_threshold``).
 PATIENT_THRESHOLDS = Thresholds(PATIENT_LINK_THRESHOLD, PATIENT_REVIEW_THRESHOLD)
+
+#: The code that turns inputs into clusters besides the model's settings: the engine (its
+#: comparison levels), this step (decisions, clusters) and the survivorship SQL. A deploy that
+#: changes any of them makes the next run compute again instead of reusing.
+METHOD_SOURCES = (Path(engine.__file__), Path(__file__), SQL_DIR / "dedup" / "record.sql")
+#: Libraries whose upgrade may score differently.
+METHOD_LIBRARIES = ("splink", "duckdb")
 
 
 @dataclass(frozen=True)
@@ -50,9 +72,12 @@ class DedupOutcome:
     review_pairs: int
     clusters: int
     linked_duplicates: int
+    #: 1 when the inputs were unchanged and the clusters of the run that computed them were
+    #: copied (Splink did not run); the counts are that run's.
+    reused: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        """Plain dict for XCom."""
+    def counts(self) -> dict[str, int]:
+        """The counts without ``reused``: what the memo keeps for a later reuse."""
         return {
             "candidates": self.candidates,
             "linked_pairs": self.linked_pairs,
@@ -60,6 +85,16 @@ class DedupOutcome:
             "clusters": self.clusters,
             "linked_duplicates": self.linked_duplicates,
         }
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain dict for XCom."""
+        return self.counts() | {"reused": self.reused}
+
+    @classmethod
+    def reused_from(cls, counts: dict[str, Any]) -> DedupOutcome:
+        """The outcome of a run that reused another's clusters: that run's counts."""
+        names = [f.name for f in dataclass_fields(cls) if f.name != "reused"]
+        return cls(**{name: int(counts[name]) for name in names}, reused=1)
 
 
 def _spec(entity: EntitySpec) -> DedupSpec:
@@ -76,12 +111,23 @@ def candidates(conn: Any, entity: EntitySpec) -> pd.DataFrame:
     patient with every patient already migrated, and links it into an existing cluster.
     In a full phase run every row is staged and the second part is (nearly) empty.
     """
+    cursor = conn.execute(_candidates_query(entity))
+    columns = [c.name for c in cursor.description]
+    return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+
+def _candidates_query(entity: EntitySpec, *extra: tuple[str, str]) -> sql.Composed:
+    """The query of :func:`candidates`, with ``extra`` ``(name, expression)`` columns.
+
+    One composition for the rows Splink reads and for the rows the fingerprint hashes, so the
+    two cannot drift apart.
+    """
     spec = _spec(entity)
     fields = sql.SQL(", ").join(
-        sql.SQL("({}) as {}").format(sql.SQL(expression), sql.Identifier(role))
-        for role, expression in spec.fields
+        sql.SQL("({}) as {}").format(sql.SQL(expression), sql.Identifier(name))
+        for name, expression in (*spec.fields, *extra)
     )
-    query = sql.SQL(
+    return sql.SQL(
         "select {key} as legacy_id, {fields} from {staged} where {where} "
         "union all "
         "select {key}, {fields} from {target} as t where {key} is not null and ({where}) "
@@ -94,9 +140,54 @@ def candidates(conn: Any, entity: EntitySpec) -> pd.DataFrame:
         target=qualified(entity.target_table),
         where=sql.SQL(spec.candidates),
     )
-    cursor = conn.execute(query)
-    columns = [c.name for c in cursor.description]
-    return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+
+def input_fingerprint(conn: Any, entity: EntitySpec, thresholds: Thresholds) -> str:
+    """sha256 of everything the step's outcome is a function of.
+
+    The rows it reads, hashed set-based in SQL (``dedup/inputs_fingerprint.sql``: the
+    candidates with their activity, the human decisions), the thresholds and
+    :func:`method_digest`. Equal fingerprints mean Splink would find the same clusters.
+    """
+    spec = _spec(entity)
+    query = sql.SQL(read_sql("dedup/inputs_fingerprint.sql")).format(
+        candidates=_candidates_query(entity, ("activity", spec.activity))
+    )
+    rows = conn.execute(query, {"entity": entity.name}).fetchone()
+    payload = {
+        "rows": [int(v) for v in rows],
+        "thresholds": [thresholds.link, thresholds.review],
+        "method": method_digest(spec),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def method_digest(spec: DedupSpec) -> str:
+    """sha256 of how the inputs become clusters: the spec, the model, the code, the libraries.
+
+    The model's settings are every upper-case name of :mod:`include.dedup.model` (roles,
+    levels, priors, blocking and training rules, seed), in a canonical form: sets sorted, so
+    the digest is the same in every process whatever its hash seed.
+    """
+    settings = {name: value for name, value in vars(model).items() if name.isupper()}
+    described = {
+        "spec": asdict(spec),
+        "model": settings,
+        "libraries": {name: version(name) for name in METHOD_LIBRARIES},
+    }
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=_canonical).encode())
+    for path in METHOD_SOURCES:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """JSON form of the model's non-JSON values (``json.dumps`` default)."""
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
 def decisions(conn: Any, entity: EntitySpec) -> dict[tuple[int, int], str]:
@@ -162,12 +253,47 @@ def _pair_rows(pairs: pd.DataFrame) -> list[tuple[Any, ...]]:
 def dedup_entity(
     target_dsn: str, entity: EntitySpec, run_id: str, thresholds: Thresholds = PATIENT_THRESHOLDS
 ) -> DedupOutcome:
-    """Score, cluster and record the entity's duplicates for this run (see the module doc)."""
-    spec = _spec(entity)
-    with connect(target_dsn, application_name=f"migration:dedup:{entity.name}") as conn:
-        records = candidates(conn, entity)
-        decided = decisions(conn, entity)
-    fields = {role: role for role, _ in spec.fields}
+    """Score, cluster and record the entity's duplicates for this run (see the module doc).
+
+    Inputs unchanged since the last computed run (same :func:`input_fingerprint`) copy that
+    run's clusters instead: Splink would find the same ones.
+    """
+    name = f"migration:dedup:{entity.name}"
+    with connect(target_dsn, application_name=name) as conn:
+        # one snapshot: the fingerprint describes exactly the rows then reused or read
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        fingerprint = input_fingerprint(conn, entity, thresholds)
+        reused = _reuse(conn, entity, run_id, fingerprint)
+        if reused is None:
+            records = candidates(conn, entity)
+            decided = decisions(conn, entity)
+    if reused is not None:
+        reused_run_id, outcome = reused
+        log.info(
+            "[%s] de-duplication: inputs unchanged since run %s, its clusters reused (Splink "
+            "not run): %s",
+            entity.name,
+            reused_run_id,
+            outcome.as_dict(),
+        )
+        return outcome
+    pairs, members, outcome = _cluster(entity, records, decided, thresholds)
+    with connect(target_dsn, application_name=name) as conn:
+        _record(conn, entity, run_id, _pair_rows(pairs), members)
+        # the memo commits with the members it points at, or neither does
+        _remember(conn, entity, run_id, fingerprint, outcome)
+    log.info("[%s] de-duplication: %s", entity.name, outcome.as_dict())
+    return outcome
+
+
+def _cluster(
+    entity: EntitySpec,
+    records: pd.DataFrame,
+    decided: dict[tuple[int, int], str],
+    thresholds: Thresholds,
+) -> tuple[pd.DataFrame, list[tuple[int, int]], DedupOutcome]:
+    """Splink's pairs with the decisions applied, every candidate's cluster, the counts."""
+    fields = {role: role for role, _ in _spec(entity).fields}
     result = deduplicate(records, fields, id_column="legacy_id", thresholds=thresholds, train=False)
     pairs = apply_decisions(result.pairs, decided, set(records["legacy_id"].astype(int)))
     linked = pairs[pairs["band"] == "link"]
@@ -178,8 +304,6 @@ def dedup_entity(
     # the candidates of this run and leaves every other profile as it was
     members = [(int(i), int(c)) for i, c in clusters.items()]
     several = clusters_of(clusters)
-    with connect(target_dsn, application_name=f"migration:dedup:{entity.name}") as conn:
-        _record(conn, entity, run_id, _pair_rows(pairs), members)
     outcome = DedupOutcome(
         candidates=len(records),
         linked_pairs=len(linked),
@@ -187,8 +311,43 @@ def dedup_entity(
         clusters=len(several),
         linked_duplicates=sum(1 for i, c in members if c in several and i != c),
     )
-    log.info("[%s] de-duplication: %s", entity.name, outcome.as_dict())
-    return outcome
+    return pairs, members, outcome
+
+
+def _reuse(
+    conn: Any, entity: EntitySpec, run_id: str, fingerprint: str
+) -> tuple[str, DedupOutcome] | None:
+    """Copy the clusters of the run the memo names when its fingerprint is this one.
+
+    Returns that run and its outcome marked ``reused``, or ``None`` (nothing written) when
+    the inputs differ, nothing was remembered yet or that run's members are gone.
+    """
+    memo = conn.execute(
+        read_sql("dedup/inputs_match.sql"), {"entity": entity.name, "fingerprint": fingerprint}
+    ).fetchone()
+    if memo is None:
+        return None
+    reused_run_id, counts = str(memo[0]), memo[1]
+    set_run_settings(
+        conn, {"run_id": run_id, "entity": entity.name, "dedup_reused_run_id": reused_run_id}
+    )
+    conn.execute(read_sql("dedup/inputs_reuse.sql"))
+    return reused_run_id, DedupOutcome.reused_from(counts)
+
+
+def _remember(
+    conn: Any, entity: EntitySpec, run_id: str, fingerprint: str, outcome: DedupOutcome
+) -> None:
+    """Record the inputs' fingerprint, the run and its counts (``dedup/inputs_record.sql``)."""
+    conn.execute(
+        read_sql("dedup/inputs_record.sql"),
+        {
+            "entity": entity.name,
+            "fingerprint": fingerprint,
+            "run_id": run_id,
+            "outcome": json.dumps(outcome.counts()),
+        },
+    )
 
 
 def clusters_of(clusters: dict[Any, Any]) -> set[Any]:
