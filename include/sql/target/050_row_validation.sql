@@ -5,7 +5,9 @@
 --   * migration.row_findings: the rows that did not match, by legacy id and column name only
 --     (kind 'mismatch' names the column, 'missing' and 'unexpected' the row). Never a value.
 -- needs: 010_migration_schema.sql (the migration schema).
--- applied: by every row validation before it records (migration_ops.audit.row_validation).
+-- applied: by row validation before it records when its newest column (row_validation.method)
+--   is missing (migration_ops.audit.row_validation._schema_current: a new column here must
+--   move that check to it), and by verify_target, the sign-off and the archive.
 -- idempotent: objects are created only when missing; a rerun of one (run, entity) replaces its
 --   own rows in the caller's transaction (delete + insert), never another run's.
 

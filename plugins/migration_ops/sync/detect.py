@@ -269,6 +269,8 @@ def stage_delta(
         elif table.change.kind == "content":
             _detect_by_content(source, target, entity, table)
     _touch_followers_and_quarantine(source, target, entity)
+    # statistics: verify and the quarantine look the touched rows up by key, not by a scan
+    target.execute(sql.SQL("analyze {}").format(_table(entity, "sync_touched")))
     checked = buckets.checked_id_buckets(source, target, entity)
     buckets.stream_present_ids(source, target, entity, checked)
     touched = None
