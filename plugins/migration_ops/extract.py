@@ -12,8 +12,8 @@ the legacy catalog, which keeps binary COPY exact. Each entity's staging is clai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,16 +122,19 @@ def extract_entities(
     *,
     workers: int = 2,
     stage: Stager = stage_whole,
+    after: Mapping[str, Sequence[str]] | None = None,
 ) -> PhaseExtract:
     """Stage every source table of ``entities`` from one legacy snapshot.
 
-    With one worker the entities are staged in the given order, each committed before the
-    next starts (the sync's followers read what their parents staged).
+    Entities are started in the given order, ``workers`` at a time. ``after`` names, per
+    entity, entities (earlier in the order) whose staging must be committed before it starts:
+    the sync's followers read what their parents staged.
 
     Rerunnable: each entity's staging is claimed, emptied and refilled in one target
     transaction, so a killed and retried extract leaves either the old complete copy or the
     new one, never a mix.
     """
+    waits = after or {}
     with connect_legacy(legacy_dsn, application_name="migration:extract:snapshot") as exporter:
         row = exporter.execute(
             "select pg_export_snapshot(), statement_timestamp(), pg_current_snapshot()::text"
@@ -140,14 +143,35 @@ def extract_entities(
         snapshot = LegacySnapshot(str(row[0]), row[1], str(row[2]))
         # The exporting transaction stays open until every worker has read its tables.
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entities)))) as pool:
-            futures = {
-                entity.name: pool.submit(
-                    stage_in_snapshot, legacy_dsn, target_dsn, run_id, entity, snapshot, stage
+            futures: dict[str, Future[dict[str, int]]] = {}
+            for entity in entities:
+                # submitted in order and run first-in first-out: a parent has started (or
+                # finished) before its follower waits for it, so no worker waits on a queue
+                parents = [futures[name] for name in waits.get(entity.name, ()) if name in futures]
+                futures[entity.name] = pool.submit(
+                    _after(parents, stage_in_snapshot),
+                    legacy_dsn,
+                    target_dsn,
+                    run_id,
+                    entity,
+                    snapshot,
+                    stage,
                 )
-                for entity in entities
-            }
             counts = {name: future.result() for name, future in futures.items()}
     return PhaseExtract(snapshot, counts)
+
+
+def _after(
+    parents: Sequence[Future[dict[str, int]]], work: Callable[..., dict[str, int]]
+) -> Callable[..., dict[str, int]]:
+    """``work`` that first waits for ``parents`` (and fails with the first that failed)."""
+
+    def run(*args: Any) -> dict[str, int]:
+        for parent in parents:
+            parent.result()
+        return work(*args)
+
+    return run
 
 
 def stage_in_snapshot(

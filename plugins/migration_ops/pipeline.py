@@ -56,8 +56,8 @@ def extract_step(
 ) -> dict[str, int]:
     """Stage the entities' legacy tables from one snapshot; record it and each source_rows.
 
-    A sync run (:attr:`RunContext.incremental`) stages each entity's delta instead, one
-    entity after the other in phase order (a follower reads what its parent staged).
+    A sync run (:attr:`RunContext.incremental`) stages each entity's delta instead, in phase
+    order, a follower only once its parent's delta is staged (it reads what the parent staged).
 
     Returns:
         ``source_rows`` per entity (the primary table's count).
@@ -69,7 +69,13 @@ def extract_step(
         if run.incremental:
             stage = partial(detect.stage_delta, windows=detect.Windows.from_env())
             staged = extract.extract_entities(
-                legacy_dsn, target_dsn, run.run_id, entities, workers=1, stage=stage
+                legacy_dsn,
+                target_dsn,
+                run.run_id,
+                entities,
+                workers=workers,
+                stage=stage,
+                after={e.name: [f.parent for f in e.follows] for e in entities},
             )
         else:
             staged = extract.extract_entities(
