@@ -121,7 +121,11 @@ def dedup_step(
         for legacy_id in unlink_ids:
             step.unlink(target_dsn, legacy_id, actor=actor, reason=f"run {run.run_id}")
         outcome = step.dedup_entity(
-            target_dsn, entity, run.run_id, thresholds or step.PATIENT_THRESHOLDS
+            target_dsn,
+            entity,
+            run.run_id,
+            thresholds or step.PATIENT_THRESHOLDS,
+            stored_model=run.incremental,  # a sync applies the model the full run estimated
         )
     return outcome.as_dict()
 

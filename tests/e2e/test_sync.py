@@ -223,6 +223,21 @@ def test_the_delta_is_what_changed(synced) -> None:
     assert watermarks == 7, "one cursor per updated_at/insert-only source table"
 
 
+def test_the_syncs_apply_the_linkage_model_the_full_load_estimated(synced) -> None:
+    """A new patient re-clusters with the model phase 1 estimated (Splink: train, save, apply):
+    the syncs computed clusters, none estimated a model again."""
+    with connect(synced["target"]) as conn:
+        trained = conn.execute(
+            "select trained_run_id, trained_candidates > 0 from migration.dedup_models "
+            "where entity = 'profiles'"
+        ).fetchone()
+        computed_by = scalar(
+            conn, "select run_id from migration.dedup_inputs where entity = 'profiles'"
+        )
+    assert trained == ("full-phase1", True)
+    assert computed_by.startswith("sync-"), "the new patient made a sync compute its clusters"
+
+
 def test_a_sync_with_nothing_changed_reads_only_the_quarantine(synced) -> None:
     third = sync(synced["legacy"], synced["target"], "sync-3")
     assert {e: c[1:] for e, c in counts(synced["target"], third.run_id).items()} == {

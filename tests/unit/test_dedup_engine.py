@@ -166,3 +166,32 @@ def test_sandbox_injected_duplicates_reach_f1_098() -> None:
     assert metrics.precision >= 0.98, metrics.line()
     in_review = {(a, b) for a, b in zip(result.pairs["id_l"], result.pairs["id_r"], strict=True)}
     assert truth <= in_review | result.linked_pairs(), "every true pair linked or up for review"
+
+
+def test_a_returned_model_applied_again_scores_alike_without_estimating(monkeypatch) -> None:
+    """The nightly sync applies the model a full run estimated (Splink: train, save, predict).
+
+    FEBRL1 on names, date of birth and address: the model the first call returns, applied to
+    the same records, gives the same pairs with the same probabilities, and nothing is
+    estimated (the u sample of a million pairs is most of a call's time)."""
+    records = febrl.load_febrl1().reset_index()
+    first = deduplicate(records, FULL, id_column="rec_id", train=False)
+    assert first.model["probability_two_random_records_match"] > 0
+    assert any(
+        level.get("u_probability") is not None
+        for comparison in first.model["comparisons"]
+        for level in comparison["comparison_levels"]
+    ), "the model carries the estimated u values"
+
+    def no_estimate(*_: object, **__: object) -> str:
+        raise AssertionError("a given model is applied, not estimated")
+
+    monkeypatch.setattr("migration_ops.dedup.engine._train", no_estimate)
+    again = deduplicate(records, FULL, id_column="rec_id", model=first.model)
+    assert again.training == "given"
+    assert again.model == first.model
+    key = ["id_l", "id_r"]
+    pd.testing.assert_frame_equal(
+        again.pairs.sort_values(key).reset_index(drop=True),
+        first.pairs.sort_values(key).reset_index(drop=True),
+    )

@@ -4,7 +4,8 @@
 --          and the migration tables the de-duplication step writes: dedup_members (clusters of
 --          a run), dedup_links (linked pairs), dedup_review (the middle band, for a human),
 --          dedup_decisions (what reviewers and unlink decided; every later run obeys it),
---          dedup_inputs (the fingerprint of the last computed run's inputs, to reuse its clusters).
+--          dedup_inputs (the fingerprint of the last computed run's inputs, to reuse its clusters),
+--          dedup_models (the linkage model the last full run estimated, which syncs apply).
 -- needs: 100_phase1_core.sql (public.profiles), 010_migration_schema.sql.
 -- idempotent: columns, tables and indexes "if not exists", constraints guarded, view replaced.
 -- no phi: the migration tables hold legacy ids, scores and per-field agreement flags only.
@@ -125,3 +126,19 @@ create table if not exists migration.dedup_inputs (
 comment on table migration.dedup_inputs is
     'per entity: sha256 of the last computed de-duplication''s inputs (candidates, decisions, '
     'thresholds, model), the run that recorded its clusters and its counts. hashes and ids only.';
+
+-- ---------------------------------------------------------------- the trained model
+-- The linkage model a full run estimated (Splink's settings with λ and the u values of its
+-- random pair sample), which the nightly sync applies instead of estimating it again:
+-- Splink's own practice (train, save the model, predict on new records with it).
+create table if not exists migration.dedup_models (
+    entity             text        primary key,
+    method             text        not null,
+    model              jsonb       not null,
+    trained_run_id     text        not null references migration.runs (run_id),
+    trained_candidates integer     not null,
+    trained_at         timestamptz not null default now()
+);
+comment on table migration.dedup_models is
+    'per entity: the linkage model (settings, lambda, m and u probabilities; no record value) the '
+    'last full run estimated, with the method digest it was estimated under; applied by syncs.';

@@ -60,7 +60,11 @@ class DedupResult:
             ``match_probability`` (the record's best pairwise probability at or above the
             review threshold, 0 when none).
         roles: the mapped roles, in model order.
-        training: ``em`` (m learnt by expectation maximisation) or ``priors``.
+        training: ``em`` (m learnt by expectation maximisation), ``priors``, or ``given``
+            (the ``model`` passed in was applied as it was).
+        model: the linkage model that scored the pairs, as Splink's settings dictionary
+            (comparisons, λ, m and u probabilities: parameters, no record value); ``{}``
+            when there was nothing to score.
     """
 
     pairs: pd.DataFrame
@@ -68,6 +72,7 @@ class DedupResult:
     roles: tuple[str, ...]
     training: str
     notes: list[str] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
 
     def linked_pairs(self) -> set[tuple[Any, Any]]:
         """Every pair of records put in the same cluster (what pairwise metrics compare)."""
@@ -325,6 +330,7 @@ def deduplicate(
     id_column: str,
     thresholds: Thresholds = Thresholds(),  # noqa: B008 - frozen, immutable default
     train: bool = True,
+    model: Mapping[str, Any] | None = None,
 ) -> DedupResult:
     """Find the records that describe the same person.
 
@@ -335,6 +341,9 @@ def deduplicate(
         thresholds: the link and review bands on the match probability.
         train: estimate m by expectation maximisation when there are enough records
             (``MIN_RECORDS_FOR_EM``); otherwise, or when ``False``, keep the m priors.
+        model: a model an earlier call returned (:attr:`DedupResult.model`, same fields):
+            applied as it is, nothing estimated: λ and u stay those of the population it was
+            estimated on (u's random sample of a million pairs is most of a call's time).
 
     Returns:
         Scored pairs (review band and above) and one cluster per record.
@@ -356,16 +365,20 @@ def deduplicate(
     try:
         connection.execute("set threads = 2")
         api = DuckDBAPI(connection=connection)
-        small = len(frame) < config.MIN_RECORDS_FOR_U
-        settings = _settings(roles, small=small)
-        linker = Linker(api.register(frame), settings, log_level=logging.ERROR)
-        training = _train(linker, roles, len(frame), notes, em=train)
+        if model is not None:
+            linker = Linker(api.register(frame), dict(model), log_level=logging.ERROR)
+            training = "given"
+        else:
+            settings = _settings(roles, small=len(frame) < config.MIN_RECORDS_FOR_U)
+            linker = Linker(api.register(frame), settings, log_level=logging.ERROR)
+            training = _train(linker, roles, len(frame), notes, em=train)
         scored = linker.inference.predict(threshold_match_probability=thresholds.review)
         raw = scored.as_pandas_dataframe()
+        used = linker.misc.save_model_to_json()
     finally:
         connection.close()
     pairs = _pairs(raw, roles, thresholds)
-    return DedupResult(pairs, _clusters(frame, pairs), roles, training, notes)
+    return DedupResult(pairs, _clusters(frame, pairs), roles, training, notes, used)
 
 
 def _empty_pairs(roles: tuple[str, ...]) -> pd.DataFrame:

@@ -47,7 +47,7 @@ from include.dedup.model import PATIENT_LINK_THRESHOLD, PATIENT_REVIEW_THRESHOLD
 from include.entities.spec import DedupSpec, EntitySpec
 from migration_ops.db import connect, qualified, read_sql, set_run_settings
 from migration_ops.dedup import engine
-from migration_ops.dedup.engine import Thresholds, cluster_ids, deduplicate
+from migration_ops.dedup.engine import DedupResult, Thresholds, cluster_ids, deduplicate
 from migration_ops.settings import SQL_DIR
 
 log = logging.getLogger(__name__)
@@ -251,14 +251,22 @@ def _pair_rows(pairs: pd.DataFrame) -> list[tuple[Any, ...]]:
 
 
 def dedup_entity(
-    target_dsn: str, entity: EntitySpec, run_id: str, thresholds: Thresholds = PATIENT_THRESHOLDS
+    target_dsn: str,
+    entity: EntitySpec,
+    run_id: str,
+    thresholds: Thresholds = PATIENT_THRESHOLDS,
+    *,
+    stored_model: bool = False,
 ) -> DedupOutcome:
     """Score, cluster and record the entity's duplicates for this run (see the module doc).
 
     Inputs unchanged since the last computed run (same :func:`input_fingerprint`) copy that
-    run's clusters instead: Splink would find the same ones.
+    run's clusters instead: Splink would find the same ones. With ``stored_model`` (the
+    nightly sync) the model the last full run estimated is applied when there is one for
+    the same method (:func:`method_digest`); otherwise the run estimates it and keeps it.
     """
     name = f"migration:dedup:{entity.name}"
+    model: dict[str, Any] | None = None
     with connect(target_dsn, application_name=name) as conn:
         # one snapshot: the fingerprint describes exactly the rows then reused or read
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -267,6 +275,7 @@ def dedup_entity(
         if reused is None:
             records = candidates(conn, entity)
             decided = decisions(conn, entity)
+            model = _stored_model(conn, entity) if stored_model else None
     if reused is not None:
         reused_run_id, outcome = reused
         log.info(
@@ -277,13 +286,45 @@ def dedup_entity(
             outcome.as_dict(),
         )
         return outcome
-    pairs, members, outcome = _cluster(entity, records, decided, thresholds)
+    pairs, members, outcome, result = _cluster(entity, records, decided, thresholds, model)
     with connect(target_dsn, application_name=name) as conn:
         _record(conn, entity, run_id, _pair_rows(pairs), members)
         # the memo commits with the members it points at, or neither does
         _remember(conn, entity, run_id, fingerprint, outcome)
-    log.info("[%s] de-duplication: %s", entity.name, outcome.as_dict())
+        if model is None and result.model:
+            _keep_model(conn, entity, run_id, result.model, len(records))
+    log.info(
+        "[%s] de-duplication (%s model): %s",
+        entity.name,
+        "stored" if model is not None else "estimated",
+        outcome.as_dict(),
+    )
     return outcome
+
+
+def _stored_model(conn: Any, entity: EntitySpec) -> dict[str, Any] | None:
+    """The model the last full run estimated under the current method, if any."""
+    row = conn.execute(
+        read_sql("dedup/model_read.sql"),
+        {"entity": entity.name, "method": method_digest(_spec(entity))},
+    ).fetchone()
+    return dict(row[0]) if row else None
+
+
+def _keep_model(
+    conn: Any, entity: EntitySpec, run_id: str, model: dict[str, Any], candidates_count: int
+) -> None:
+    """Keep the model this run estimated, for the syncs to apply (``dedup/model_record.sql``)."""
+    conn.execute(
+        read_sql("dedup/model_record.sql"),
+        {
+            "entity": entity.name,
+            "method": method_digest(_spec(entity)),
+            "model": json.dumps(model),
+            "run_id": run_id,
+            "candidates": candidates_count,
+        },
+    )
 
 
 def _cluster(
@@ -291,10 +332,13 @@ def _cluster(
     records: pd.DataFrame,
     decided: dict[tuple[int, int], str],
     thresholds: Thresholds,
-) -> tuple[pd.DataFrame, list[tuple[int, int]], DedupOutcome]:
+    model: dict[str, Any] | None,
+) -> tuple[pd.DataFrame, list[tuple[int, int]], DedupOutcome, DedupResult]:
     """Splink's pairs with the decisions applied, every candidate's cluster, the counts."""
     fields = {role: role for role, _ in _spec(entity).fields}
-    result = deduplicate(records, fields, id_column="legacy_id", thresholds=thresholds, train=False)
+    result = deduplicate(
+        records, fields, id_column="legacy_id", thresholds=thresholds, train=False, model=model
+    )
     pairs = apply_decisions(result.pairs, decided, set(records["legacy_id"].astype(int)))
     linked = pairs[pairs["band"] == "link"]
     clusters = cluster_ids(
@@ -311,7 +355,7 @@ def _cluster(
         clusters=len(several),
         linked_duplicates=sum(1 for i, c in members if c in several and i != c),
     )
-    return pairs, members, outcome
+    return pairs, members, outcome, result
 
 
 def _reuse(
