@@ -29,12 +29,23 @@ where not exists (
 on conflict (entity, source_table, legacy_id) do update set
     row_hash = excluded.row_hash, primary_ids = excluded.primary_ids;
 
+-- the stored rows of the differing buckets that legacy no longer has, found one index range
+-- per bucket (a join on legacy_id >> bits would read every stored hash of the entity)
 delete from migration.sync_row_hashes as o
-using {differing} as d
-where o.entity = current_setting('migration.entity')
-    and d.source_table = o.source_table
-    and d.bucket = o.legacy_id >> current_setting('migration.bucket_bits')::int
-    and not exists (
+where o.ctid = any(array(
+    select stored.ctid
+    from {differing} as d
+    cross join lateral (
+        select h.ctid, h.legacy_id
+        from migration.sync_row_hashes as h
+        where h.entity = current_setting('migration.entity')
+            and h.source_table = d.source_table
+            and h.legacy_id >= d.bucket << current_setting('migration.bucket_bits')::int
+            and h.legacy_id < (d.bucket + 1) << current_setting('migration.bucket_bits')::int
+        offset 0
+    ) as stored
+    where not exists (
         select 1 from {hashes} as s
-        where s.source_table = o.source_table and s.legacy_id = o.legacy_id
-    );
+        where s.source_table = d.source_table and s.legacy_id = stored.legacy_id
+    )
+));

@@ -115,6 +115,7 @@ def differing_row_buckets(
         ),
         params,
     )
+    target.execute(sql.SQL("analyze {}").format(differing))
     return _buckets(
         target,
         sql.SQL("select bucket from {} where source_table = %(table)s").format(differing),

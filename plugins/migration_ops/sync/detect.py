@@ -157,10 +157,16 @@ def _detect_by_content(
             select unnest(coalesce(h.primary_ids, '{{}}') || coalesce(o.primary_ids, '{{}}'))
             from (select * from {hashes} where source_table = %(table)s) as h
             full join (
-                select o.* from migration.sync_row_hashes as o
-                join {differing} as d
-                    on d.source_table = o.source_table and d.bucket = o.legacy_id >> %(bits)s
-                where o.entity = %(entity)s and o.source_table = %(table)s
+                -- the stored rows of the differing buckets, one index range per bucket
+                select o.* from {differing} as d
+                cross join lateral (
+                    select * from migration.sync_row_hashes as o
+                    where o.entity = %(entity)s and o.source_table = d.source_table
+                        and o.legacy_id >= d.bucket << %(bits)s
+                        and o.legacy_id < (d.bucket + 1) << %(bits)s
+                    offset 0
+                ) as o
+                where d.source_table = %(table)s
             ) as o on o.legacy_id = h.legacy_id
             where h.row_hash is distinct from o.row_hash
                 or h.primary_ids is distinct from o.primary_ids
@@ -259,9 +265,10 @@ def stage_delta(
     staging.claim(target, run_id, entity, snapshot.taken_at)
     _create_work_tables(target, entity)
     first = not scalar(
-        target, "select count(*) from migration.sync_cursors where entity = %s", (entity.name,)
-    ) and not scalar(
-        target, "select count(*) from migration.sync_row_hashes where entity = %s", (entity.name,)
+        target,
+        "select exists (select 1 from migration.sync_cursors where entity = %(e)s) "
+        "or exists (select 1 from migration.sync_row_hashes where entity = %(e)s)",
+        {"e": entity.name},
     )
     for table in entity.sources:
         if table.change.kind in ("updated_at", "insert_only"):
