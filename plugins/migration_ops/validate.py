@@ -247,6 +247,10 @@ def decide_scope(conn: psycopg.Connection[Any], entity: EntitySpec) -> Scope:
         (entity.name,),
     )
     if last != fingerprint:
+        # no comparison with the target: the load then reads every validated row
+        conn.execute(
+            sql.SQL("drop table if exists {}").format(qualified(entity.staging_table("changed")))
+        )
         return Scope(rows, rows, whole=True, suite_sha256=fingerprint)
     changed = stage_changed_rows(conn, entity)
     carried = verdicts.carry_over(conn, entity, fingerprint)

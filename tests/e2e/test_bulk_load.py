@@ -197,6 +197,14 @@ def test_the_upsert_reports_a_broken_foreign_key_the_same_way(loaded: Loaded) ->
     pipeline.transform_step(target, run, entity)
     pipeline.validate_step(target, run, entity, limit=pipeline.QuarantineLimit())
     ids, _ = _break_orders(target, entity)
+    with connect(target) as conn:  # as validate would have found them: changed rows
+        conn.execute(
+            sql.SQL("insert into {} select * from {} where legacy_task_id = any(%s)").format(
+                qualified(entity.staging_table("changed")),
+                qualified(entity.staging_table("validated")),
+            ),
+            (ids,),
+        )
     before = comparable(target, 4)
     with pytest.raises(MigrationError) as broken:
         pipeline.load_step(target, run, entity, path="upsert")
