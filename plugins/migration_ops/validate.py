@@ -298,8 +298,10 @@ def judge(
     # a share over the entity (`mostly`) can only have moved if some row did
     outcomes += run_suite(target_dsn, entity, table, whole_gx if scope.changed else [])
     with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
+        staged = f"staging.{table}"
+        rows = int(scalar(conn, sql.SQL("select count(*) from {}").format(qualified(staged))))
         for expectation in in_sql:
-            success, counts = entity_checks.evaluate(conn, f"staging.{table}", expectation)
+            success, counts = entity_checks.evaluate(conn, staged, expectation, rows)
             outcomes.append(_outcome_without_gx(expectation, success, counts))
     order = {e["meta"]["rule"]: position for position, e in enumerate(suite)}
     return sorted(outcomes, key=lambda o: order[o.rule])
