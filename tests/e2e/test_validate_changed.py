@@ -213,3 +213,43 @@ def test_every_suite_expectation_is_classified_and_sql_ones_are_never_row_level(
                         expectation["meta"]["rule"],
                     )
     assert OFFICES.suite == "offices.json"
+
+
+def test_a_target_row_edited_between_validate_and_load_fails_the_proof_then_heals(
+    phase_1: dict[str, Any],
+) -> None:
+    """The load writes what validate found changed (it does not compare every row again): a
+    row edited by hand after validate stays as edited, the row proof right after the load
+    names it, and the next run, which compares it again, repairs it."""
+    from migration_ops import pipeline, runs
+    from migration_ops.errors import MigrationError
+
+    legacy, target = phase_1["legacy"], phase_1["target"]
+    run = runs.begin_run(target, PHASE_1, "vc-edited", triggered_by="pytest", params={})
+    pipeline.extract_step(legacy, target, run, [OFFICES])
+    pipeline.transform_step(target, run, OFFICES)
+    pipeline.validate_step(target, run, OFFICES, limit=pipeline.QuarantineLimit())
+    with connect(target) as conn:
+        edited = conn.execute(
+            "update public.offices set name = 'edited by hand' where legacy_office_id = "
+            "(select min(legacy_office_id) from public.offices) returning legacy_office_id"
+        ).fetchone()[0]
+    loaded = pipeline.load_step(target, run, OFFICES)
+    with pytest.raises(MigrationError, match="1 mismatched, 0 missing, 0 unexpected"):
+        pipeline.verify_step(target, run, OFFICES)
+    with connect(target) as conn:
+        finding = conn.execute(
+            "select legacy_id, kind, column_name from migration.row_findings "
+            "where run_id = 'vc-edited' and entity = 'offices'"
+        ).fetchall()
+    runs.mark_failed(target, "vc-edited")
+    healed = run_phase(legacy, target, PHASE_1, "vc-healed")
+    with connect(target) as conn:
+        name, updated = conn.execute(
+            "select o.name, c.updated_rows from public.offices as o, migration.checkpoints as c "
+            "where o.legacy_office_id = %s and c.run_id = %s and c.entity = 'offices'",
+            (edited, healed.run_id),
+        ).fetchone()
+    assert (loaded["updated_rows"], finding) == (0, [(edited, "mismatch", "name")])
+    # the healing run's own row proof passed (run_phase raises otherwise): legacy's name again
+    assert (name != "edited by hand", updated) == (True, 1)
