@@ -54,6 +54,8 @@ def label(pid: int) -> str | None:
     except OSError:
         return None
     argv = [arg for arg in argv if arg]
+    if len(argv) == 1:  # a title set with setproctitle: one string, words apart
+        argv = argv[0].split()
     if not argv:
         return None
     for at, arg in enumerate(argv):

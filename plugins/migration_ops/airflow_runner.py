@@ -163,6 +163,11 @@ def _child(args: list[str], log_path: Path) -> int:
         if settings.engine is not None:  # connections of the parent's pool are not ours
             settings.engine.dispose(close=False)
         sys.argv = ["airflow", *args]
+        # the fork still reads "python -m migration_ops.cli migrate" in ps and /proc: say
+        # which phase it runs (operators, and the benchmark's memory per phase)
+        import setproctitle
+
+        setproctitle.setproctitle(" ".join(sys.argv))
         from airflow.__main__ import main
 
         main()
