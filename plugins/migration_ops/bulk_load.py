@@ -17,6 +17,7 @@ are not touched. See ``docs/decisions/0013-bulk-load-and-changed-row-validation.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -87,6 +88,8 @@ def bulk_load(
     """
     target = qualified(entity.target_table)
     empty = bool(scalar(conn, sql.SQL("select not exists (select 1 from {})").format(target)))
+    for setting, value in build_memory().items():  # this transaction only (set local)
+        conn.execute("select set_config(%s, %s, true)", (setting, value))
     deferred = deferred_objects(conn, entity)
     for item in reversed(deferred):
         conn.execute(_drop(entity, item))
@@ -96,6 +99,22 @@ def bulk_load(
             conn.execute(statement)
     conn.execute(sql.SQL("analyze {}").format(target))  # the verify step's plans need them
     return inserted, updated
+
+
+#: Memory for the bulk path's sorts and joins, this transaction only: index and key builds
+#: sort in ``maintenance_work_mem`` (64 MB by default: a million-row index sorted in
+#: several passes on disk) and the foreign keys' ``VALIDATE`` joins in ``work_mem``. What
+#: PostgreSQL's "Populating a Database" advises; ``MIGRATION_BULK_MAINTENANCE_WORK_MEM`` and
+#: ``MIGRATION_BULK_WORK_MEM`` change them (a small database server may need less).
+BUILD_MEMORY = {"maintenance_work_mem": "256MB", "work_mem": "64MB"}
+
+
+def build_memory() -> dict[str, str]:
+    """:data:`BUILD_MEMORY`, each overridden by its ``MIGRATION_BULK_<SETTING>`` variable."""
+    return {
+        setting: os.environ.get(f"MIGRATION_BULK_{setting.upper()}", default)
+        for setting, default in BUILD_MEMORY.items()
+    }
 
 
 def deferred_objects(conn: psycopg.Connection[Any], entity: EntitySpec) -> list[DeferredObject]:
