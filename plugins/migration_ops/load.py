@@ -113,15 +113,17 @@ def _load_in_one_transaction(
         runs.require_running(conn, run, entity=entity.name)
         staging.require_owner(conn, run.run_id, entity, lock=True)
         bulk = bulk_load.takes_bulk_path(conn, entity, path)
+        changed = not bulk and changed_only(conn, entity)
         if bulk:
             inserted, updated = bulk_load.bulk_load(conn, entity, loadable_columns(conn, entity))
         else:
-            inserted, updated = upsert_validated(conn, entity)
+            inserted, updated = upsert_validated(conn, entity, changed=changed)
         if entity.direct_columns:
             _copy_direct_columns(conn, entity, legacy_dsn)
         for sql_file in entity.post_load_sql:
             run_sql_file(conn, sql_file, settings=run.settings())
-        outcome = LoadOutcome(_validated_rows_present(conn, entity), inserted, updated, bulk)
+        present = _validated_rows_present(conn, entity, changed=changed)
+        outcome = LoadOutcome(present, inserted, updated, bulk)
         merged = merged_rows(conn, entity)
         removed = 0
         if run.incremental:
@@ -179,8 +181,8 @@ def _snapshot_at(conn: psycopg.Connection[Any], run: RunContext) -> Any:
     return scalar(conn, "select snapshot_at from migration.runs where run_id = %s", (run.run_id,))
 
 
-def load_candidates(conn: psycopg.Connection[Any], entity: EntitySpec) -> sql.Composable:
-    """What the upsert reads: the validated rows that validate found would change the target.
+def changed_only(conn: psycopg.Connection[Any], entity: EntitySpec) -> bool:
+    """Whether the upsert reads only the validated rows that validate found would change.
 
     Validate already compared every transformed row with the target (``__changed``, the
     same comparison as the upsert's anti-join), so a rerun does not compare a million
@@ -189,24 +191,32 @@ def load_candidates(conn: psycopg.Connection[Any], entity: EntitySpec) -> sql.Co
     A target row edited between validate and load is then not repaired by this load: the
     row proof right after it finds it and fails the entity, and the next run loads it.
     """
+    return entity.object_copy is None and bool(
+        scalar(conn, "select to_regclass(%s) is not null", (entity.staging_table("changed"),))
+    )
+
+
+def load_candidates(entity: EntitySpec, *, changed: bool) -> sql.Composable:
+    """The validated rows the load writes: all of them, or those in ``__changed``."""
     validated = qualified(entity.staging_table("validated"))
-    changed = entity.staging_table("changed")
-    if entity.object_copy is not None or not scalar(
-        conn, "select to_regclass(%s) is not null", (changed,)
-    ):
+    if not changed:
         return validated
     return sql.SQL(
         "(select v.* from {validated} as v "
         "where exists (select 1 from {changed} as c where c.{key} = v.{key}))"
     ).format(
-        validated=validated, changed=qualified(changed), key=sql.Identifier(entity.conflict_key)
+        validated=validated,
+        changed=qualified(entity.staging_table("changed")),
+        key=sql.Identifier(entity.conflict_key),
     )
 
 
-def upsert_validated(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple[int, int]:
+def upsert_validated(
+    conn: psycopg.Connection[Any], entity: EntitySpec, *, changed: bool = False
+) -> tuple[int, int]:
     """``load/upsert.sql`` for the entity's staged columns; returns (inserted, updated)."""
     statement = sql.SQL(read_sql("load/upsert.sql")).format(
-        validated=load_candidates(conn, entity),
+        validated=load_candidates(entity, changed=changed),
         target=qualified(entity.target_table),
         conflict_key=sql.Identifier(entity.conflict_key),
         **column_parts(loadable_columns(conn, entity), entity.conflict_key, "excluded"),
@@ -216,7 +226,9 @@ def upsert_validated(conn: psycopg.Connection[Any], entity: EntitySpec) -> tuple
     return int(row[0]), int(row[1])
 
 
-def _validated_rows_present(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
+def _validated_rows_present(
+    conn: psycopg.Connection[Any], entity: EntitySpec, *, changed: bool
+) -> int:
     """Count the validated rows and prove every row the load wrote is in the target.
 
     The rows it did not write were identical in the target when validate compared them; the
@@ -226,29 +238,24 @@ def _validated_rows_present(conn: psycopg.Connection[Any], entity: EntitySpec) -
         MigrationError: some loaded rows are not in the target after the upsert.
     """
     validated = qualified(entity.staging_table("validated"))
-    validated_rows = int(scalar(conn, sql.SQL("select count(*) from {}").format(validated)))
-    candidates = load_candidates(conn, entity)
-    expected = (
-        validated_rows
-        if candidates == validated
-        else int(scalar(conn, sql.SQL("select count(*) from {} as s").format(candidates)))
-    )
-    present = scalar(
-        conn,
+    candidates = load_candidates(entity, changed=changed)
+    validated_rows, expected, present = conn.execute(
         sql.SQL(
-            "select count(*) from {candidates} as s join {target} as t on t.{key} = s.{key}"
+            "select (select count(*) from {validated}), (select count(*) from {candidates} as s), "
+            "(select count(*) from {candidates} as s join {target} as t on t.{key} = s.{key})"
         ).format(
+            validated=validated,
             candidates=candidates,
             target=qualified(entity.target_table),
             key=sql.Identifier(entity.conflict_key),
-        ),
-    )
+        )
+    ).fetchone() or (0, 0, 0)
     if present != expected:
         raise MigrationError(
             entity.name,
             f"after the upsert {present} of {expected} loaded rows are in the target",
         )
-    return validated_rows
+    return int(validated_rows)
 
 
 def _copy_direct_columns(

@@ -391,6 +391,20 @@ def test_a_quiet_night_reads_one_line_per_bucket_of_64_ids_not_the_rows(synced) 
     assert streamed == {e.name: (legacy_buckets[e.name], 0, 0, 0, 0) for e in SYNC.entities}
 
 
+def _marked_removed(target: str, table: str, key: str, legacy_id: int) -> bool:
+    """Whether the target row of ``legacy_id`` carries ``legacy_removed_at``."""
+    with connect(target) as conn:
+        return bool(
+            scalar(
+                conn,
+                sql.SQL("select legacy_removed_at is not null from {} where {} = %s").format(
+                    qualified(table), sql.Identifier(key)
+                ),
+                (legacy_id,),
+            )
+        )
+
+
 def test_a_row_deleted_then_back_is_marked_then_unmarked(synced) -> None:
     legacy, target = synced["legacy"], synced["target"]
     with connect(legacy) as conn:
@@ -399,21 +413,15 @@ def test_a_row_deleted_then_back_is_marked_then_unmarked(synced) -> None:
             "returning *"
         ).fetchone()
         assert comment is not None
-    sync(legacy, target, "sync-comment-gone")
+    gone = sync(legacy, target, "sync-comment-gone")
+    marked = _marked_removed(target, "public.messages", "legacy_comment_id", comment[0])
     with connect(legacy) as conn:
         columns = sql.SQL(", ").join(sql.Placeholder() for _ in comment)
         conn.execute(sql.SQL("insert into dispatch_comment values ({})").format(columns), comment)
-    gone = counts(target, "sync-comment-gone")["plan_comments"][3]
     back = sync(legacy, target, "sync-comment-back")
-    with connect(target) as conn:
-        removed = scalar(
-            conn,
-            "select legacy_removed_at is not null from public.messages "
-            "where legacy_comment_id = %s",
-            (comment[0],),
-        )
-    assert (gone, removed) == (1, False), "marked removed, then unmarked when it came back"
-    assert counts(target, back.run_id)["plan_comments"][3] == 0
+    assert (counts(target, gone.run_id)["plan_comments"][3], marked) == (1, True)
+    assert _marked_removed(target, "public.messages", "legacy_comment_id", comment[0]) is False
+    assert counts(target, back.run_id)["plan_comments"][3] == 0, "unmarking removes nothing"
 
 
 def test_a_content_row_alone_in_its_bucket_deleted_is_forgotten_and_marked(synced) -> None:
@@ -435,11 +443,7 @@ def test_a_content_row_alone_in_its_bucket_deleted_is_forgotten_and_marked(synce
             "select count(*) from migration.sync_row_hashes "
             "where source_table = 'dispatch_office' and legacy_id = 640000",
         )
-        removed = scalar(
-            conn,
-            "select legacy_removed_at is not null from public.offices "
-            "where legacy_office_id = 640000",
-        )
+    removed = _marked_removed(target, "public.offices", "legacy_office_id", 640000)
     assert (hashes, removed, counts(target, after.run_id)["offices"][3]) == (0, True, 1)
 
 

@@ -142,12 +142,15 @@ def _candidates_query(entity: EntitySpec, *extra: tuple[str, str]) -> sql.Compos
     )
 
 
-def input_fingerprint(conn: Any, entity: EntitySpec, thresholds: Thresholds) -> str:
+def input_fingerprint(
+    conn: Any, entity: EntitySpec, thresholds: Thresholds, method: str | None = None
+) -> str:
     """sha256 of everything the step's outcome is a function of.
 
     The rows it reads, hashed set-based in SQL (``dedup/inputs_fingerprint.sql``: the
-    candidates with their activity, the human decisions), the thresholds and
-    :func:`method_digest`. Equal fingerprints mean Splink would find the same clusters.
+    candidates with their activity, the human decisions), the thresholds and ``method``
+    (:func:`method_digest`, computed when not given). Equal fingerprints mean Splink would
+    find the same clusters.
     """
     spec = _spec(entity)
     query = sql.SQL(read_sql("dedup/inputs_fingerprint.sql")).format(
@@ -157,7 +160,7 @@ def input_fingerprint(conn: Any, entity: EntitySpec, thresholds: Thresholds) -> 
     payload = {
         "rows": [int(v) for v in rows],
         "thresholds": [thresholds.link, thresholds.review],
-        "method": method_digest(spec),
+        "method": method or method_digest(spec),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -266,16 +269,17 @@ def dedup_entity(
     the same method (:func:`method_digest`); otherwise the run estimates it and keeps it.
     """
     name = f"migration:dedup:{entity.name}"
+    method = method_digest(_spec(entity))  # reads the method's sources: once per step
     model: dict[str, Any] | None = None
     with connect(target_dsn, application_name=name) as conn:
         # one snapshot: the fingerprint describes exactly the rows then reused or read
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        fingerprint = input_fingerprint(conn, entity, thresholds)
+        fingerprint = input_fingerprint(conn, entity, thresholds, method)
         reused = _reuse(conn, entity, run_id, fingerprint)
         if reused is None:
             records = candidates(conn, entity)
             decided = decisions(conn, entity)
-            model = _stored_model(conn, entity) if stored_model else None
+            model = _stored_model(conn, entity, method) if stored_model else None
     if reused is not None:
         reused_run_id, outcome = reused
         log.info(
@@ -292,7 +296,7 @@ def dedup_entity(
         # the memo commits with the members it points at, or neither does
         _remember(conn, entity, run_id, fingerprint, outcome)
         if model is None and result.model:
-            _keep_model(conn, entity, run_id, result.model, len(records))
+            _keep_model(conn, entity, method, run_id, result.model, len(records))
     log.info(
         "[%s] de-duplication (%s model): %s",
         entity.name,
@@ -302,24 +306,28 @@ def dedup_entity(
     return outcome
 
 
-def _stored_model(conn: Any, entity: EntitySpec) -> dict[str, Any] | None:
-    """The model the last full run estimated under the current method, if any."""
+def _stored_model(conn: Any, entity: EntitySpec, method: str) -> dict[str, Any] | None:
+    """The model the last full run estimated under ``method``, if any."""
     row = conn.execute(
-        read_sql("dedup/model_read.sql"),
-        {"entity": entity.name, "method": method_digest(_spec(entity))},
+        read_sql("dedup/model_read.sql"), {"entity": entity.name, "method": method}
     ).fetchone()
     return dict(row[0]) if row else None
 
 
 def _keep_model(
-    conn: Any, entity: EntitySpec, run_id: str, model: dict[str, Any], candidates_count: int
+    conn: Any,
+    entity: EntitySpec,
+    method: str,
+    run_id: str,
+    model: dict[str, Any],
+    candidates_count: int,
 ) -> None:
     """Keep the model this run estimated, for the syncs to apply (``dedup/model_record.sql``)."""
     conn.execute(
         read_sql("dedup/model_record.sql"),
         {
             "entity": entity.name,
-            "method": method_digest(_spec(entity)),
+            "method": method,
             "model": json.dumps(model),
             "run_id": run_id,
             "candidates": candidates_count,

@@ -15,14 +15,12 @@ from psycopg import sql
 
 from include.entities.spec import EntitySpec
 from migration_ops.db import qualified, read_sql, set_run_settings
-from migration_ops.sync.buckets import BUCKET_BITS
+from migration_ops.sync.buckets import BUCKET_BITS, work_table
 
 
 def touched(entity: EntitySpec) -> sql.Composable:
     """The entity rows this sync evaluated: the only quarantine entries it may resolve."""
-    return sql.SQL("select primary_id from {}").format(
-        qualified(entity.staging_table("sync_touched"))
-    )
+    return sql.SQL("select primary_id from {}").format(work_table(entity, "sync_touched"))
 
 
 def record(conn: psycopg.Connection[Any], entity: EntitySpec, run_id: str, snapshot_at: Any) -> int:
@@ -42,17 +40,17 @@ def record(conn: psycopg.Connection[Any], entity: EntitySpec, run_id: str, snaps
     )
     conn.execute(
         sql.SQL(read_sql("sync/record_state.sql")).format(
-            cursors=qualified(entity.staging_table("sync_cursors")),
-            hashes=qualified(entity.staging_table("sync_hashes")),
-            differing=qualified(entity.staging_table("sync_differing")),
+            cursors=work_table(entity, "sync_cursors"),
+            hashes=work_table(entity, "sync_hashes"),
+            differing=work_table(entity, "sync_differing"),
         )
     )
     row = conn.execute(
         sql.SQL(read_sql("sync/mark_removed.sql")).format(
             target=qualified(entity.target_table),
             key=sql.Identifier(entity.key),
-            checked=qualified(entity.staging_table("sync_checked")),
-            present=qualified(entity.staging_table("sync_present")),
+            checked=work_table(entity, "sync_checked"),
+            present=work_table(entity, "sync_present"),
         ),
         {"bits": BUCKET_BITS},
     ).fetchone()

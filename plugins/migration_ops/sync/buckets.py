@@ -42,8 +42,8 @@ WORK_TABLES = (
 )
 
 
-def staging(entity: EntitySpec, suffix: str) -> sql.Identifier:
-    """``staging.<entity>__<suffix>``."""
+def work_table(entity: EntitySpec, suffix: str) -> sql.Identifier:
+    """``staging.<entity>__<suffix>``: one of the sync's work tables of the entity."""
     return qualified(entity.staging_table(suffix))
 
 
@@ -96,7 +96,7 @@ def differing_row_buckets(
     stored hashes have rows legacy does not (deleted); with no stored state every bucket does.
     """
     legacy = sql.Identifier(LEGACY_SCHEMA, table.table)
-    buckets = staging(entity, "sync_buckets")
+    buckets = work_table(entity, "sync_buckets")
     query = sql.SQL(read_sql("sync/legacy_row_buckets.sql")).format(
         legacy=legacy, hashed=_hashed(table)
     )
@@ -107,7 +107,7 @@ def differing_row_buckets(
         {"table": table.table, "bits": BUCKET_BITS},
         buckets,
     )
-    differing = staging(entity, "sync_differing")
+    differing = work_table(entity, "sync_differing")
     params = {"entity": entity.name, "table": table.table, "bits": BUCKET_BITS}
     target.execute(
         sql.SQL(read_sql("sync/stored_row_buckets.sql")).format(
@@ -139,14 +139,14 @@ def stream_row_hashes(
         primary_ids=primary_array(table),
     )
     params = {"table": table.table, "bits": BUCKET_BITS, "buckets": buckets}
-    stream(source, target, query, params, staging(entity, "sync_hashes"))
+    stream(source, target, query, params, work_table(entity, "sync_hashes"))
 
 
 def checked_id_buckets(
     source: psycopg.Connection[Any], target: psycopg.Connection[Any], entity: EntitySpec
 ) -> list[int]:
     """Stage the primary table's id-bucket fingerprints; return those the target disagrees with."""
-    id_buckets = staging(entity, "sync_id_buckets")
+    id_buckets = work_table(entity, "sync_id_buckets")
     stream(
         source,
         target,
@@ -156,7 +156,7 @@ def checked_id_buckets(
         {"bits": BUCKET_BITS},
         id_buckets,
     )
-    checked = staging(entity, "sync_checked")
+    checked = work_table(entity, "sync_checked")
     target.execute(
         sql.SQL(read_sql("sync/present_buckets.sql")).format(
             checked=checked,
@@ -186,5 +186,5 @@ def stream_present_ids(
             sql.Identifier(LEGACY_SCHEMA, entity.primary_source.table)
         ),
         {"bits": BUCKET_BITS, "buckets": buckets},
-        staging(entity, "sync_present"),
+        work_table(entity, "sync_present"),
     )

@@ -62,10 +62,6 @@ class Windows:
         )
 
 
-def _table(entity: EntitySpec, suffix: str) -> sql.Identifier:
-    return qualified(entity.staging_table(suffix))
-
-
 def _create_work_tables(target: psycopg.Connection[Any], entity: EntitySpec) -> None:
     for suffix, columns in (
         ("sync_touched", "primary_id bigint"),
@@ -79,7 +75,7 @@ def _create_work_tables(target: psycopg.Connection[Any], entity: EntitySpec) -> 
     ):
         target.execute(
             sql.SQL("create unlogged table {} ({})").format(
-                _table(entity, suffix), sql.SQL(columns)
+                buckets.work_table(entity, suffix), sql.SQL(columns)
             )
         )
 
@@ -118,7 +114,7 @@ def _detect_by_cursor(
             buckets.primary_array(table), legacy, sql.SQL(" or ").join(conditions)
         ),
         params,
-        _table(entity, "sync_touched"),
+        buckets.work_table(entity, "sync_touched"),
     )
     new_cursor = (
         sql.SQL("max({})").format(cursor)
@@ -130,7 +126,9 @@ def _detect_by_cursor(
     ).fetchone()
     assert row is not None
     target.execute(
-        sql.SQL("insert into {} values (%s, %s, %s)").format(_table(entity, "sync_cursors")),
+        sql.SQL("insert into {} values (%s, %s, %s)").format(
+            buckets.work_table(entity, "sync_cursors")
+        ),
         (table.table, row[0], row[1]),
     )
 
@@ -172,9 +170,9 @@ def _detect_by_content(
                 or h.primary_ids is distinct from o.primary_ids
             """
         ).format(
-            touched=_table(entity, "sync_touched"),
-            hashes=_table(entity, "sync_hashes"),
-            differing=_table(entity, "sync_differing"),
+            touched=buckets.work_table(entity, "sync_touched"),
+            hashes=buckets.work_table(entity, "sync_hashes"),
+            differing=buckets.work_table(entity, "sync_differing"),
         ),
         {"table": table.table, "entity": entity.name, "bits": buckets.BUCKET_BITS},
     )
@@ -183,7 +181,7 @@ def _detect_by_content(
 def _touch_followers_and_quarantine(
     source: psycopg.Connection[Any], target: psycopg.Connection[Any], entity: EntitySpec
 ) -> None:
-    touched = _table(entity, "sync_touched")
+    touched = buckets.work_table(entity, "sync_touched")
     target.execute(
         sql.SQL(
             "insert into {} select legacy_id from migration.quarantine "
@@ -220,7 +218,7 @@ def _delta_filter(
             target,
             sql.SQL("select coalesce(array_agg(distinct {}), '{{}}') from {}").format(
                 sql.Identifier(table.change.referenced_by),
-                _table(entity, entity.primary_source.table),
+                buckets.work_table(entity, entity.primary_source.table),
             ),
         )
         return sql.SQL("id = any(%(ids)s)"), {"ids": list(ids)}
@@ -277,14 +275,14 @@ def stage_delta(
             _detect_by_content(source, target, entity, table)
     _touch_followers_and_quarantine(source, target, entity)
     # statistics: verify and the quarantine look the touched rows up by key, not by a scan
-    target.execute(sql.SQL("analyze {}").format(_table(entity, "sync_touched")))
+    target.execute(sql.SQL("analyze {}").format(buckets.work_table(entity, "sync_touched")))
     checked = buckets.checked_id_buckets(source, target, entity)
     buckets.stream_present_ids(source, target, entity, checked)
     touched = None
     if not first:
         row = target.execute(
             sql.SQL("select coalesce(array_agg(distinct primary_id), '{{}}') from {}").format(
-                _table(entity, "sync_touched")
+                buckets.work_table(entity, "sync_touched")
             )
         ).fetchone()
         touched = list(row[0]) if row else []
