@@ -77,7 +77,7 @@ def rerun(sandbox_dsn: str, pg_socket: str) -> dict[str, Any]:
             "update public.profiles set merged_into = null, merged_into_legacy_user_id = null"
         )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(step, "deduplicate", _refuse)
+        patch.setattr(step.child, "deduplicate", _refuse)
         run_phase(sandbox_dsn, dsn, PHASE_1, "reuse-2")
     with connect(dsn) as conn:
         merged = scalar(
@@ -105,13 +105,13 @@ def target(rerun: dict[str, Any]) -> str:
 def splink_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every call of the linkage engine from the step (the real engine still runs)."""
     calls: list[int] = []
-    real = step.deduplicate
+    real = step.child.deduplicate
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(step, "deduplicate", counting)
+    monkeypatch.setattr(step.child, "deduplicate", counting)
     return calls
 
 

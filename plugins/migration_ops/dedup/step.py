@@ -24,7 +24,7 @@ fingerprint of all of them (:func:`input_fingerprint`); when it equals the one r
 (``dedup/inputs_reuse.sql``): a quiet night saves the scoring of every patient.
 
 Nothing here logs or returns a value of a row: counts and ids only. The candidate fields do
-travel into an in-process DuckDB database: that is the linkage engine.
+travel into a DuckDB database in a child process (:mod:`.child`): that is the linkage engine.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from include.dedup import model
 from include.dedup.model import PATIENT_LINK_THRESHOLD, PATIENT_REVIEW_THRESHOLD
 from include.entities.spec import DedupSpec, EntitySpec
 from migration_ops.db import connect, qualified, read_sql, set_run_settings
-from migration_ops.dedup import engine
-from migration_ops.dedup.engine import DedupResult, Thresholds, cluster_ids, deduplicate
+from migration_ops.dedup import child, engine
+from migration_ops.dedup.engine import DedupResult, Thresholds, cluster_ids
 from migration_ops.settings import SQL_DIR
 
 log = logging.getLogger(__name__)
@@ -344,7 +344,8 @@ def _cluster(
 ) -> tuple[pd.DataFrame, list[tuple[int, int]], DedupOutcome, DedupResult]:
     """Splink's pairs with the decisions applied, every candidate's cluster, the counts."""
     fields = {role: role for role, _ in _spec(entity).fields}
-    result = deduplicate(
+    # in a child process: the engine's memory (Splink, DuckDB) ends with it (dedup/child.py)
+    result = child.deduplicate(
         records, fields, id_column="legacy_id", thresholds=thresholds, train=False, model=model
     )
     pairs = apply_decisions(result.pairs, decided, set(records["legacy_id"].astype(int)))
