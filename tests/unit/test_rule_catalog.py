@@ -21,6 +21,6 @@ def test_every_row_level_rule_is_in_the_catalogue() -> None:
         if e["meta"].get("row_level")
     }
     listed = [rule for rule, _, _ in rule_catalog.row_level_rules()]
-    assert len(in_suites) == 36
+    assert len(in_suites) == 37
     assert set(listed) == in_suites | {"files.source_object_present"}
-    assert len(listed) == len(set(listed)) == 37
+    assert len(listed) == len(set(listed)) == 38

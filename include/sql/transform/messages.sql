@@ -8,8 +8,12 @@
 --   * generic_targets holds every legacy id of each configured model with the target row it
 --     became, so each record resolves to exactly one case (helper column _target_resolution):
 --       null_type          target_type_id is null                   -> messages.target_type_present
---       unknown_type       a content type the configuration does not map (sessions.session,
---                          stale models) or an id not in django_content_type -> messages.target_type_mapped
+--       namesake_type      a content type of another app named like a mapped model (a third-party
+--                          users.user beside auth.user): never resolved by model name alone
+--                                                                    -> messages.target_type_namesake
+--       unknown_type       any other content type the configuration does not map
+--                          (sessions.session, stale models) or an id not in django_content_type
+--                                                                    -> messages.target_type_mapped
 --       missing_in_legacy  no legacy row with that id (dangling)     -> messages.target_exists
 --       not_migrated       the legacy row exists, its target row does not (quarantined or not
 --                          yet migrated upstream)                    -> messages.target_migrated
@@ -41,7 +45,11 @@ content_types as (
         ct.id as content_type_id,
         ct.app_label,
         ct.model,
-        rel.fk_column
+        rel.fk_column,
+        exists (
+            select from ref_generic_relations as mapped
+            where mapped.model = ct.model and mapped.app_label <> ct.app_label
+        ) as namesake
     from staging.messages__django_content_type as ct
     left join ref_generic_relations as rel
         on rel.app_label = ct.app_label and rel.model = ct.model
@@ -56,6 +64,7 @@ resolved as (
         gt.target_id as target_uuid,
         case
             when r.target_type_id is null then 'null_type'
+            when ct.fk_column is null and ct.namesake then 'namesake_type'
             when ct.fk_column is null then 'unknown_type'
             when gt.legacy_id is null then 'missing_in_legacy'
             when gt.target_id is null then 'not_migrated'
