@@ -154,6 +154,18 @@ def test_connect_legacy_opens_a_read_only_repeatable_read_session(legacy, autoco
         assert conn.execute("select to_regclass('public.read_only_probe')").fetchone() == (None,)
 
 
+def test_a_legacy_session_stays_read_only_when_its_default_is_turned_off(legacy) -> None:
+    """Read-only twice over: each transaction is begun READ ONLY, whatever the session default.
+
+    Code running later in the session (a library, a future step) may ``set
+    default_transaction_read_only = off``; the next transaction still cannot write.
+    """
+    with connect_legacy(legacy, application_name="migration:test") as conn:
+        conn.execute("set default_transaction_read_only = off")
+        conn.commit()
+        assert probe(conn) == READ_ONLY
+
+
 def test_connect_legacy_keeps_the_options_the_dsn_carries(legacy) -> None:
     dsn = make_conninfo(legacy, options="-c statement_timeout=4321")
     with connect_legacy(dsn, application_name="migration:test") as conn:
