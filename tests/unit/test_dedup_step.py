@@ -140,3 +140,12 @@ def test_the_method_digest_follows_the_spec() -> None:
     fewer = dataclasses.replace(spec, fields=spec.fields[:-1])
     other = dataclasses.replace(spec, candidates="profile_type = 'patient'")
     assert len({method_digest(s) for s in (spec, fewer, other)}) == 3
+
+
+def test_the_dag_params_default_to_the_step_thresholds() -> None:
+    """One source for the patient thresholds: the DAG's Params read the model's constants."""
+    from migration_ops.dag_factory import PARAMS
+    from migration_ops.dedup.step import PATIENT_THRESHOLDS
+
+    defaults = (PARAMS["dedup_link_threshold"].value, PARAMS["dedup_review_threshold"].value)
+    assert defaults == (PATIENT_THRESHOLDS.link, PATIENT_THRESHOLDS.review) == (0.9, 0.5)
