@@ -49,6 +49,8 @@ def test_clusters_are_connected_components_named_by_their_smallest_id() -> None:
     clusters = cluster_ids([5, 1, 2, 3, 4], [(2, 1), (3, 2)])
     assert clusters == {5: 5, 1: 1, 2: 1, 3: 1, 4: 4}
     assert clusters_of(clusters) == {1}
+    # transitive: 4 is linked to 3 only, 3 later to 1; 4 ends in 1's cluster
+    assert cluster_ids([1, 2, 3, 4], [(3, 4), (1, 3)]) == {1: 1, 2: 2, 3: 1, 4: 1}
 
 
 def test_report_carries_ids_scores_and_agreement_flags_only() -> None:
