@@ -39,6 +39,7 @@ from airflow.sdk import (
     task,
 )
 
+from include.dedup.model import PATIENT_LINK_THRESHOLD, PATIENT_REVIEW_THRESHOLD
 from include.entities import get_entity, get_phase
 from include.entities.spec import EntitySpec, PhaseSpec
 from migration_ops.pools import TARGET_POOL
@@ -83,7 +84,7 @@ PARAMS = {
         description="Quarantined rows per entity that never fail the run, whatever their share.",
     ),
     "dedup_link_threshold": Param(
-        0.9,
+        PATIENT_LINK_THRESHOLD,
         type="number",
         minimum=0,
         maximum=1,
@@ -93,7 +94,7 @@ PARAMS = {
         ),
     ),
     "dedup_review_threshold": Param(
-        0.5,
+        PATIENT_REVIEW_THRESHOLD,
         type="number",
         minimum=0,
         maximum=1,

@@ -4,6 +4,7 @@ failure class of cursor-based sync tools is caught (field-anchors §3)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -458,3 +459,83 @@ def test_a_target_migrated_before_the_dedup_memo_existed_gets_it_from_the_sync(s
             conn, "select run_id from migration.dedup_inputs where entity = 'profiles'"
         )
     assert memo_run == run.run_id, "no memo to reuse: the sync computed and remembered"
+
+
+#: A second registration of a migrated patient arrives in the legacy database: the same
+#: names and date of birth, registered by another doctor, with no sex recorded (one linkage
+#: field fewer, so the migrated record stays the more complete survivor).
+NEW_DUPLICATE = (
+    "insert into auth_user (id, password, is_superuser, username, first_name, last_name, "
+    "email, is_staff, is_active, date_joined) "
+    "select (select max(id) + 1 from auth_user), 'pbkdf2_sha256$x', false, 'sync.duplicate', "
+    "u.first_name, u.last_name, '', false, true, now() "
+    "from auth_user as u where u.id = %(original)s",
+    "insert into dispatch_patient (id, user_id, doctor_id, office_id, birthdate, sex, status, "
+    "suffix, submitted_at, updated_at) "
+    "select (select max(id) + 1 from dispatch_patient), (select max(id) from auth_user), "
+    "%(doctor)s, null, p.birthdate, null, 1, 'SY02', now(), now() "
+    "from dispatch_patient as p where p.user_id = %(original)s",
+)
+
+
+def test_a_new_patient_who_duplicates_a_migrated_one_is_linked_by_the_sync(synced, caplog) -> None:
+    """The sync links a newly arrived duplicate to the existing survivor, with the model the
+    full load estimated (issue 16: the nightly sync links new patients to existing clusters).
+    """
+    legacy, target = synced["legacy"], synced["target"]
+    with connect(target) as conn:  # a migrated patient alone, with date of birth, sex, doctor
+        original, doctor = conn.execute(
+            "select p.legacy_user_id, p.legacy_doctor_user_id from public.profiles as p "
+            "where p.profile_type = 'patient' and not p.is_test_account "
+            "and p.merged_into is null and p.date_of_birth is not null "
+            "and p.gender <> 'unknown' and p.legacy_doctor_user_id is not null "
+            "and p.first_name is not null and p.last_name is not null and not exists "
+            "(select 1 from public.profiles as d where d.merged_into = p.id) "
+            "order by p.legacy_user_id limit 1"
+        ).fetchone()
+        other_doctor = scalar(
+            conn,
+            "select min(legacy_doctor_user_id) from public.profiles "
+            "where legacy_doctor_user_id <> %s",
+            (doctor,),
+        )
+        model_before = scalar(
+            conn, "select model from migration.dedup_models where entity = 'profiles'"
+        )
+    with connect(legacy) as conn:
+        for statement in NEW_DUPLICATE:
+            conn.execute(statement, {"original": original, "doctor": other_doctor})
+        new = scalar(conn, "select max(id) from auth_user")
+    with caplog.at_level(logging.INFO, logger="migration_ops.dedup.step"):
+        run = sync(legacy, target, "sync-new-duplicate")
+    assert "[profiles] de-duplication (stored model)" in caplog.text
+    with connect(target) as conn:
+        members = conn.execute(
+            "select legacy_id, survivor_legacy_id from migration.dedup_members "
+            "where run_id = %s and legacy_id in (%s, %s) order by legacy_id",
+            (run.run_id, original, new),
+        ).fetchall()
+        merged_into = scalar(
+            conn,
+            "select merged_into_legacy_user_id from public.profiles where legacy_user_id = %s",
+            (new,),
+        )
+        link = conn.execute(
+            "select legacy_id_l, legacy_id_r, linked_by, first_run_id from migration.dedup_links "
+            "where entity = 'profiles' and legacy_id_r = %s",
+            (new,),
+        ).fetchall()
+        model = conn.execute(
+            "select model, trained_run_id from migration.dedup_models where entity = 'profiles'"
+        ).fetchone()
+        reconciled = conn.execute(
+            "select source_rows, loaded_rows, merged_rows, quarantined_rows "
+            "from migration.reconciliation where run_id = %s and entity = 'profiles'",
+            (run.run_id,),
+        ).fetchone()
+    assert original == 4, "sandbox seed 11: the first migrated patient alone in its cluster"
+    assert members == [(original, original), (new, original)]
+    assert merged_into == original
+    assert link == [(original, new, "model", run.run_id)]
+    assert model == (model_before, "full-phase1"), "applied as the full load estimated it"
+    assert reconciled == (1, 0, 1, 0), "the one new patient row counts as merged"

@@ -49,6 +49,8 @@ def test_clusters_are_connected_components_named_by_their_smallest_id() -> None:
     clusters = cluster_ids([5, 1, 2, 3, 4], [(2, 1), (3, 2)])
     assert clusters == {5: 5, 1: 1, 2: 1, 3: 1, 4: 4}
     assert clusters_of(clusters) == {1}
+    # transitive: 4 is linked to 3 only, 3 later to 1; 4 ends in 1's cluster
+    assert cluster_ids([1, 2, 3, 4], [(3, 4), (1, 3)]) == {1: 1, 2: 2, 3: 1, 4: 1}
 
 
 def test_report_carries_ids_scores_and_agreement_flags_only() -> None:
@@ -140,3 +142,12 @@ def test_the_method_digest_follows_the_spec() -> None:
     fewer = dataclasses.replace(spec, fields=spec.fields[:-1])
     other = dataclasses.replace(spec, candidates="profile_type = 'patient'")
     assert len({method_digest(s) for s in (spec, fewer, other)}) == 3
+
+
+def test_the_dag_params_default_to_the_step_thresholds() -> None:
+    """One source for the patient thresholds: the DAG's Params read the model's constants."""
+    from migration_ops.dag_factory import PARAMS
+    from migration_ops.dedup.step import PATIENT_THRESHOLDS
+
+    defaults = (PARAMS["dedup_link_threshold"].value, PARAMS["dedup_review_threshold"].value)
+    assert defaults == (PATIENT_THRESHOLDS.link, PATIENT_THRESHOLDS.review) == (0.9, 0.5)

@@ -63,6 +63,9 @@ def test_the_list_covers_the_rule_families_issue_21_names() -> None:
         "backup-",
         "rollback-",
         "gate-",
+        "sync-",
+        "dedup-",
+        "ai-",
     )
     missing = [f for f in families if not any(i.startswith(f) for i in ids)]
     assert missing == []
