@@ -355,8 +355,10 @@ REFERENCE_TABLES: dict[str, ReferenceTable] = {
 
 
 def profile_type_for_groups(group_ids: set[int] | frozenset[int]) -> str | None:
-    """Profile type given by a user's groups alone (no flags, no patient row): the mapped
-    group with the highest id wins."""
+    """Profile type given by a user's groups alone: the mapped group with the highest id wins.
+
+    Flags and patient rows are the transform's business (``transform/profiles.sql``).
+    """
     mapped = {int(str(row[0])): str(row[1]) for row in REF_GROUP_PROFILE_TYPE.rows}
     hits = sorted((g for g in group_ids if g in mapped), reverse=True)
     return mapped[hits[0]] if hits else None
