@@ -21,18 +21,21 @@ from datetime import UTC, datetime
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 from migration_ops.dag_factory import DEFAULT_ARGS, backup_group
+from migration_ops.errors import value_free_task
 from migration_ops.settings import TARGET_CONN_ID
 
 REASON = "{{ params.reason }}"
 
 
 @task.short_circuit(ignore_downstream_trigger_rules=False)
+@value_free_task("backup", "legacy_requested")
 def legacy_requested() -> bool:
     """Legacy requested? Skip the legacy backup unless the `include_legacy` param is set."""
     return bool(get_current_context()["params"]["include_legacy"])
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+@value_free_task("backup", "rotate")
 def rotate() -> list[int]:
     """Rotate: prune the backups the daily/weekly/monthly policy no longer keeps.
 

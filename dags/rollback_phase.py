@@ -25,6 +25,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from migration_ops.dag_factory import DEFAULT_ARGS, backup_group, current_actor
+from migration_ops.errors import value_free_task
 from migration_ops.settings import TARGET_CONN_ID
 
 
@@ -46,6 +47,7 @@ def _roll_back(*, dry_run: bool) -> dict[str, Any]:
 
 
 @task
+@value_free_task("rollback", "plan")
 def plan() -> dict[str, Any]:
     """Plan: check the params and the target; refuse early, or list the rows each entity loses.
 
@@ -56,6 +58,7 @@ def plan() -> dict[str, Any]:
 
 
 @task
+@value_free_task("rollback", "roll_back")
 def roll_back() -> dict[str, Any]:
     """Roll back: delete the phases' rows, or restore the backup taken before the phase.
 

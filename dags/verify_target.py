@@ -19,9 +19,11 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from migration_ops.dag_factory import DEFAULT_ARGS, current_actor
+from migration_ops.errors import value_free_task
 
 
 @task
+@value_free_task("verify_target", "verify")
 def verify_target() -> dict[str, Any]:
     """Verify: compare legacy (through the transforms) with the target, row by row."""
     from migration_ops.audit.verify import verify_target as verify

@@ -269,15 +269,17 @@ REF_GROUP_PROFILE_TYPE = ReferenceTable(
     name="ref_group_profile_type",
     description=(
         "auth_group id → profile type (legacy-system.md §1b, final rule). A user in several "
-        "mapped groups gets the type of the highest group id; unmapped groups are ignored."
+        "mapped groups gets the type of the highest group id; unmapped groups are ignored. "
+        "ahead_of_flags: §1b lists groups 2, 11, 4 and 5 before is_superuser/is_staff and "
+        "group 1 (patients) after them, so a staff account in the patients' group is staff."
     ),
-    columns=(("group_id", "integer"), ("profile_type", "text")),
+    columns=(("group_id", "integer"), ("profile_type", "text"), ("ahead_of_flags", "boolean")),
     rows=(
-        (1, "patient"),
-        (2, "doctor"),
-        (4, "admin"),
-        (5, "master"),
-        (11, "technician"),
+        (1, "patient", False),
+        (2, "doctor", True),
+        (4, "admin", True),
+        (5, "master", True),
+        (11, "technician", True),
     ),
 )
 
@@ -353,7 +355,10 @@ REFERENCE_TABLES: dict[str, ReferenceTable] = {
 
 
 def profile_type_for_groups(group_ids: set[int] | frozenset[int]) -> str | None:
-    """Profile type given by a user's groups: the mapped group with the highest id wins."""
+    """Profile type given by a user's groups alone: the mapped group with the highest id wins.
+
+    Flags and patient rows are the transform's business (``transform/profiles.sql``).
+    """
     mapped = {int(str(row[0])): str(row[1]) for row in REF_GROUP_PROFILE_TYPE.rows}
     hits = sorted((g for g in group_ids if g in mapped), reverse=True)
     return mapped[hits[0]] if hits else None

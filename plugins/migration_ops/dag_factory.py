@@ -42,6 +42,7 @@ from airflow.sdk import (
 from include.dedup.model import PATIENT_LINK_THRESHOLD, PATIENT_REVIEW_THRESHOLD
 from include.entities import get_entity, get_phase
 from include.entities.spec import EntitySpec, PhaseSpec
+from migration_ops.errors import value_free_task
 from migration_ops.pools import TARGET_POOL
 from migration_ops.runs import SYNC_PHASE
 from migration_ops.settings import LEGACY_CONN_ID, TARGET_CONN_ID
@@ -141,6 +142,7 @@ def _run(value: dict[str, Any]) -> Any:
 
 
 @task
+@value_free_task("run", "gate")
 def gate(phase_number: int) -> None:
     """#### Gate
 
@@ -152,6 +154,7 @@ def gate(phase_number: int) -> None:
 
 
 @task
+@value_free_task("preflight", "preflight")
 def preflight() -> str:
     """#### Preflight
 
@@ -166,6 +169,7 @@ def preflight() -> str:
 
 
 @task
+@value_free_task("run", "begin")
 def begin(phase_number: int) -> dict[str, Any]:
     """#### Begin
 
@@ -194,6 +198,7 @@ def current_actor() -> str:
 
 
 @task
+@value_free_task("backup", "dump")
 def backup_dump(reason: str, phase_number: int | None = None, database: str = "target") -> int:
     """Dump: `pg_dump -Fc` of the target (schemas public and migration) or the legacy database.
 
@@ -216,6 +221,7 @@ def backup_dump(reason: str, phase_number: int | None = None, database: str = "t
 
 
 @task
+@value_free_task("backup", "verify")
 def backup_verify(backup_id: int) -> dict[str, int]:
     """Verify: restore the dump into a scratch database, compare its row counts with the dump's.
 
@@ -243,6 +249,7 @@ def backup_group(
 
 
 @task
+@value_free_task("phase", "extract")
 def extract(run: dict[str, Any], phase_number: int) -> dict[str, int]:
     """#### Extract
 
@@ -257,6 +264,7 @@ def extract(run: dict[str, Any], phase_number: int) -> dict[str, int]:
 
 
 @task
+@value_free_task("phase", "transform")
 def transform(run: dict[str, Any], entity_name: str) -> int:
     """#### Transform
 
@@ -268,6 +276,7 @@ def transform(run: dict[str, Any], entity_name: str) -> int:
 
 
 @task
+@value_free_task("phase", "dedup")
 def dedup(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### De-duplicate
 
@@ -292,6 +301,7 @@ def dedup(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 
 @task
+@value_free_task("phase", "validate")
 def validate(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Validate
 
@@ -313,6 +323,7 @@ def _limit() -> Any:
 
 
 @task
+@value_free_task("phase", "copy_objects")
 def copy_objects(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Copy objects.
 
@@ -329,6 +340,7 @@ def copy_objects(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 
 @task
+@value_free_task("phase", "load")
 def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Load
 
@@ -343,6 +355,7 @@ def load(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 
 @task
+@value_free_task("phase", "verify")
 def verify(run: dict[str, Any], entity_name: str) -> dict[str, int | str]:
     """#### Verify
 
@@ -356,6 +369,7 @@ def verify(run: dict[str, Any], entity_name: str) -> dict[str, int | str]:
 
 
 @task
+@value_free_task("phase", "checkpoint")
 def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Checkpoint
 
@@ -367,6 +381,7 @@ def checkpoint(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 
 @task
+@value_free_task("phase", "embed")
 def embed(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Embed (phase 5)
 
@@ -381,6 +396,7 @@ def embed(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 
 @task
+@value_free_task("phase", "dify")
 def dify(run: dict[str, Any], entity_name: str) -> dict[str, int]:
     """#### Dify (phase 5)
 
@@ -423,6 +439,7 @@ def steps_of(entity: EntitySpec) -> tuple[tuple[str, Any], ...]:
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+@value_free_task("run", "record_failure")
 def record_failure() -> None:
     """#### Record failure
 
@@ -451,6 +468,7 @@ def record_failure() -> None:
 
 def _publish(phase: PhaseSpec) -> Any:
     @task(task_id="publish", outlets=[Asset(phase.asset_uri)])
+    @value_free_task("run", "publish")
     def publish(run: dict[str, Any]) -> str:
         """#### Publish
 
@@ -473,6 +491,7 @@ def _publish(phase: PhaseSpec) -> Any:
 
 
 @task
+@value_free_task("signoff", "sign_off")
 def sign_off() -> str:
     """#### Sign-off
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 import psycopg
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class MigrationError(Exception):
@@ -40,6 +45,17 @@ class TransientStepError(Exception):
 
 #: Exception classes (by qualified name) of HTTP clients that mean "try again later".
 _TRANSIENT_HTTP = ("httpx.TransportError", "requests.exceptions.ConnectionError")
+#: Airflow's own control flow (skip a task, fail it without retrying): raised by this project's
+#: tasks with messages they wrote themselves, and meaningful to Airflow only as they are.
+_AIRFLOW_CONTROL = (
+    "airflow.sdk.exceptions.AirflowSkipException",
+    "airflow.sdk.exceptions.AirflowFailException",
+)
+
+
+def _kinds(exc: BaseException) -> set[str]:
+    """Qualified names of the classes ``exc`` is an instance of."""
+    return {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
 
 
 def _where(exc: BaseException) -> str:
@@ -56,8 +72,7 @@ def _kind(exc: BaseException) -> str:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
-    if names & set(_TRANSIENT_HTTP):
+    if _kinds(exc) & set(_TRANSIENT_HTTP):
         return True
     status = getattr(getattr(exc, "response", None), "status_code", None)
     return isinstance(status, int) and status >= 500
@@ -85,12 +100,15 @@ def without_values(entity: str, step: str, exc: Exception) -> Exception:
 
     Errors of this project (:class:`MigrationError`, :class:`GateClosed`) are value-free by
     construction and pass unchanged, as do connection-level database errors (a killed backend,
-    a restarted server: no row values, and a retry may heal them). Anything else (a database
+    a restarted server: no row values, and a retry may heal them) and Airflow's skip and fail
+    signals (raised by the tasks with their own value-free words). Anything else (a database
     error quoting a failing row, a Great Expectations or SQLAlchemy error quoting a query or a
     sample, an HTTP error quoting an object key made of a legacy file name) is replaced by its
     kind, where it was raised and, for HTTP, the status code.
     """
     if isinstance(exc, MigrationError | GateClosed | TransientStepError | psycopg.OperationalError):
+        return exc
+    if _kinds(exc) & set(_AIRFLOW_CONTROL):
         return exc
     original = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
     if isinstance(original, psycopg.OperationalError):
@@ -126,3 +144,25 @@ def errors_without_values(entity: str, step: str) -> Iterator[None]:
         if replacement is exc:
             raise
         raise replacement from None
+
+
+def value_free_task(entity: str, step: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a task callable so whatever it raises leaves as :func:`without_values` says.
+
+    Put it under ``@task``: Airflow writes a failed task's exception, with its chain, to the
+    task log, so every task (not only the entity steps, which wrap themselves) must fail
+    without the values an error may quote. The wrapper keeps the callable's name, docstring
+    and signature (``functools.wraps``), which is what ``@task`` reads; ``value_free`` marks
+    it, so a test can hold every task of every DAG to it.
+    """
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with errors_without_values(entity, step):
+                return function(*args, **kwargs)
+
+        wrapper.value_free = (entity, step)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

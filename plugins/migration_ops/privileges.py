@@ -3,8 +3,9 @@
 On Supabase the project connects as ``postgres``, which is no superuser. Everything the
 phases, backups, verification and both rollback modes do fits what that role has; the list
 (``include/sql/preflight/target_privileges.sql``) says which privilege each step needs and
-why, so a check names what is missing before a run fails half-way. A future ``make
-preflight`` calls :func:`missing_target_privileges`.
+why, so a check names what is missing before a run fails half-way: ``make preflight`` (the
+``preflight`` DAG, and phase 1's first task) reports :func:`missing_target_privileges` as its
+``target privileges`` check (:func:`migration_ops.audit.preflight.target_checks`).
 """
 
 from __future__ import annotations

@@ -132,3 +132,26 @@ def test_the_sync_runs_every_entity_in_phase_order_nightly(dagbag) -> None:
     # phase 2 entities wait for every phase 1 entity (their parents are in the target by then)
     orders = dag.get_task("orders.transform").upstream_task_ids
     assert {"extract", "profiles.checkpoint", "offices.checkpoint", "jaws.checkpoint"} <= orders
+
+
+def test_every_task_fails_without_values(dagbag) -> None:
+    """Every task callable of every DAG is wrapped by ``value_free_task``: whatever it raises
+    reaches the task log without the values it quoted (issue 14). A new task without it fails
+    here; ``tests/e2e/test_value_free_task_logs.py`` proves the wrapper in real task logs."""
+    unwrapped = sorted(
+        f"{dag_id}.{task.task_id}"
+        for dag_id, dag in dagbag.dags.items()
+        for task in dag.tasks
+        if not hasattr(getattr(task, "python_callable", None), "value_free")
+    )
+    assert unwrapped == []
+    wrapped = {
+        task.task_id: task.python_callable.value_free
+        for dag in dagbag.dags.values()
+        for task in dag.tasks
+    }
+    assert wrapped["target.backup_dump"] == ("backup", "dump")
+    assert wrapped["rotate"] == ("backup", "rotate")
+    assert wrapped["roll_back"] == ("rollback", "roll_back")
+    assert wrapped["verify_target"] == ("verify_target", "verify")
+    assert wrapped["record_failure"] == ("run", "record_failure")

@@ -1,11 +1,14 @@
 """The legacy database is never writable from this project: every session it opens there is read-only.
 
 Each path that touches the legacy database (extract, the legacy backup's version check,
-snapshot and ``pg_dump``, the local Storage stand-in's manifest) runs for real against a small
+snapshot and ``pg_dump``, the local Storage stand-in's manifest, the preflight, every phase's
+load with its direct columns, ``verify_target`` and a nightly sync) runs for real against a
 legacy database while every psycopg connection to that database is watched: when the code
 closes it, the same session is asked ``show transaction_read_only`` and made to attempt a
-write, which must fail with SQLSTATE 25006. ``pg_dump`` is a separate process, so its exact
-connection string and environment are replayed through ``psql``.
+write, which must fail with SQLSTATE 25006. Each test asserts the exact set of sessions its
+operation opened, so a new legacy path shows up here (and must be read-only to pass).
+``pg_dump`` is a separate process, so its exact connection string and environment are
+replayed through ``psql``.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from include.entities import get_phase
+from include.entities import LEGACY_PHASES, SYNC, get_phase
 from include.entities.spec import SourceTable
-from migration_ops import backup, extract, runs
+from migration_ops import backup, extract, local_env, runs
+from migration_ops.audit.preflight import run_preflight
+from migration_ops.audit.verify import verify_target
 from migration_ops.db import connect, connect_legacy
 from migration_ops.local_storage import write_expected_objects
+from tests.e2e.conftest import run_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -66,12 +72,12 @@ def probe(conn: psycopg.Connection[Any]) -> tuple[str, str | None]:
     return str(row[0]), sqlstate
 
 
-@pytest.fixture
-def legacy_sessions(legacy: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, Any]]:
-    """{application_name: probe result} of every psycopg session opened on ``legacy``.
+def watch_sessions(legacy: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, Any]]:
+    """{application_name: probe result} of every psycopg session opened on ``legacy`` from now.
 
     Each connection to the legacy database is probed when its owner closes it, i.e. with
     the settings the owner gave it (transaction mode, autocommit, read-only attribute).
+    Every connection of the project goes through ``psycopg.connect`` (see the last test).
     """
     seen: dict[str, tuple[str, Any]] = {}
     legacy_db = conninfo_to_dict(legacy)["dbname"]
@@ -93,6 +99,12 @@ def legacy_sessions(legacy: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, t
 
     monkeypatch.setattr(psycopg, "connect", watched)
     return seen
+
+
+@pytest.fixture
+def legacy_sessions(legacy: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, Any]]:
+    """The sessions the test opens on the small ``legacy`` database (:func:`watch_sessions`)."""
+    return watch_sessions(legacy, monkeypatch)
 
 
 @pytest.fixture
@@ -210,6 +222,77 @@ def test_storage_manifest_reads_the_legacy_database_read_only(
     listing = write_expected_objects(legacy, tmp_path / "expected.txt")
     assert listing.read_text(encoding="utf-8").splitlines()[1:] == ["files/7.stl"]
     assert legacy_sessions == {"migration:storage:manifest": READ_ONLY}
+
+
+def test_preflight_reads_the_legacy_database_read_only(
+    legacy, supabase_db, legacy_sessions
+) -> None:
+    result = run_preflight(legacy, supabase_db("target_ro"))
+    versions = [c for c in result.checks if c.name == "pg_dump vs legacy"]
+    assert [c.status for c in versions] == ["ok"]
+    assert legacy_sessions == {
+        "migration:preflight": READ_ONLY,  # connectivity, drift, volumes, defect profile
+        "migration:backup:version": READ_ONLY,  # pg_dump against the legacy server's version
+    }
+
+
+@pytest.fixture(scope="module")
+def sandbox_sessions(
+    pg_socket: str, sandbox_dsn: str, supabase_storage: Any
+) -> dict[str, dict[str, tuple[str, Any]]]:
+    """{operation: sessions it opened on the sandbox legacy database} of a whole migration.
+
+    Phases 1-4 (extract, load with its direct columns), ``verify_target`` and one nightly
+    sync, into a Supabase-shaped target; each operation watched on its own.
+    """
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_read_only_target", recreate=True)
+    seen: dict[str, dict[str, tuple[str, Any]]] = {}
+    for phase in LEGACY_PHASES:
+        with pytest.MonkeyPatch.context() as patch:
+            sessions = watch_sessions(sandbox_dsn, patch)
+            run_phase(sandbox_dsn, target, phase, f"ro-phase{phase.number}")
+        seen[f"phase {phase.number}"] = sessions
+    with pytest.MonkeyPatch.context() as patch:
+        sessions = watch_sessions(sandbox_dsn, patch)
+        verify_target(sandbox_dsn, target, run_id="ro-verify", triggered_by="pytest")
+    seen["verify_target"] = sessions
+    runs.check_gate(target, SYNC)
+    with pytest.MonkeyPatch.context() as patch:
+        sessions = watch_sessions(sandbox_dsn, patch)
+        run_phase(sandbox_dsn, target, SYNC, "ro-sync")
+    seen["sync"] = sessions
+    return seen
+
+
+def extract_sessions(entities: Any) -> dict[str, tuple[str, str]]:
+    """The sessions of one extract: the snapshot's exporter, one per entity."""
+    names = ["snapshot", *(entity.name for entity in entities)]
+    return {f"migration:extract:{name}": READ_ONLY for name in names}
+
+
+@pytest.mark.parametrize("phase", LEGACY_PHASES, ids=lambda p: f"phase{p.number}")
+def test_every_phase_extracts_and_loads_read_only(sandbox_sessions, phase) -> None:
+    expected = extract_sessions(phase.entities)
+    if phase.number == 1:  # profiles: password hashes stream from legacy at load time
+        expected["migration:load:profiles"] = READ_ONLY
+    assert sandbox_sessions[f"phase {phase.number}"] == expected
+
+
+def test_the_direct_column_load_session_is_one_of_them(sandbox_sessions) -> None:
+    direct = {e.name for p in LEGACY_PHASES for e in p.entities if e.direct_columns}
+    assert direct == {"profiles"}
+    assert sandbox_sessions["phase 1"]["migration:load:profiles"] == READ_ONLY
+
+
+def test_verify_target_reads_the_legacy_database_read_only(sandbox_sessions) -> None:
+    entities = [e for p in LEGACY_PHASES for e in p.entities]
+    assert sandbox_sessions["verify_target"] == extract_sessions(entities)
+
+
+def test_the_sync_reads_the_legacy_database_read_only(sandbox_sessions) -> None:
+    expected = extract_sessions(SYNC.entities)
+    expected["migration:load:profiles"] = READ_ONLY
+    assert sandbox_sessions["sync"] == expected
 
 
 def test_raw_psycopg_connections_are_opened_in_db_py_only() -> None:

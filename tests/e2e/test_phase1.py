@@ -378,7 +378,7 @@ def test_unlink_and_review_decisions_end_to_end(
     from migration_ops.dedup import cli as dedup_cli
     from tests.e2e.conftest import run_phase
 
-    target = local_env.ensure_database(pg_socket, "e2e_dedup_unlink", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_dedup_unlink", recreate=True)
     run_phase(sandbox_dsn, target, PHASE_1, "dedup-1")
     assert _linked_pairs(target) == {(6, 16)}
     monkeypatch.setenv(
@@ -437,7 +437,7 @@ def test_a_run_that_stages_only_a_delta_links_into_existing_clusters(
     from migration_ops.db import run_sql_file
     from tests.e2e.conftest import run_phase
 
-    target = local_env.ensure_database(pg_socket, "e2e_dedup_delta", recreate=True)
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_dedup_delta", recreate=True)
     first = run_phase(sandbox_dsn, target, PHASE_1, "delta-1")
     run = runs.begin_run(target, PHASE_1, "delta-2", triggered_by="pytest", params={})
     pipeline.extract_step(sandbox_dsn, target, run, [PROFILES])

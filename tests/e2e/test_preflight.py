@@ -110,3 +110,42 @@ def test_drift_and_a_read_only_target_are_named_and_phase_1_refuses(
         assert conn.execute("select to_regclass('migration.runs')").fetchone() == (None,), (
             "phase 1 did not start: nothing was created"
         )
+
+
+@pytest.fixture
+def weaker_role(pg_socket):
+    """Supabase's ``postgres`` (its memberships, BYPASSRLS) but without CREATEDB."""
+    admin = local_env.dsn(pg_socket, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("drop role if exists migration_pf_weak")
+        conn.execute(
+            f"create role migration_pf_weak login nocreatedb bypassrls "
+            f"in role {local_env.SUPABASE_ROLE}"
+        )
+    yield "migration_pf_weak"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("drop owned by migration_pf_weak cascade")
+        conn.execute("drop role if exists migration_pf_weak")
+
+
+def test_a_target_role_without_a_privilege_is_named_by_the_preflight(
+    sandbox_dsn, supabase_db, pg_socket, weaker_role, tmp_path
+) -> None:
+    name = supabase_db("pf_weak").split("/")[-1].split("?")[0]
+    weak = local_env.dsn(pg_socket, name, weaker_role)
+    result = preflight.run_preflight(sandbox_dsn, weak)
+    (privileges,) = [c for c in result.checks if (c.area, c.name) == ("target", "privileges")]
+    assert (privileges.status, privileges.detail) == (
+        "fail",
+        "missing: CREATEDB (backup verification restores every backup into a scratch "
+        "database it creates and drops)",
+    )
+    assert [(c.area, c.name) for c in result.failures] == [("target", "privileges")]
+    with pytest.raises(PreflightFailed) as raised:
+        preflight.require_preflight(sandbox_dsn, weak, tmp_path)
+    assert str(raised.value).startswith(
+        "[preflight] rule preflight.passed: preflight failed (1 checks): target privileges: "
+        "missing: CREATEDB (backup verification restores"
+    )
+    (page,) = tmp_path.glob("preflight-*/preflight.html")
+    assert "missing: CREATEDB (backup verification restores every backup" in page.read_text()

@@ -44,8 +44,9 @@ ROWS_SQL = f"""
 
 @pytest.fixture(scope="module")
 def dsn(pg_socket: str) -> str:
-    """A database with the migration schema, the staged rows and an identical target."""
-    target = local_env.ensure_database(pg_socket, "e2e_rv_checksum", recreate=True)
+    """A Supabase-shaped database with the migration schema, the staged rows and an identical
+    target (reached as the non-superuser role, like every target)."""
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_rv_checksum", recreate=True)
     with psycopg.connect(target) as conn:
         run_sql_file(conn, "target/010_migration_schema.sql")
         run_sql_file(conn, "target/050_row_validation.sql")

@@ -19,6 +19,7 @@ from migration_ops import entity_checks, local_env, pipeline, runs, validate
 from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import GateClosed
 from tests.e2e.conftest import copy_of_sandbox, run_phase
+from tests.e2e.fingerprint import auth_functions
 from tests.e2e.kill_harness import kill_load_at_its_checkpoint
 
 pytestmark = pytest.mark.e2e
@@ -149,6 +150,7 @@ def synced(pg_socket, sandbox_dsn, supabase_storage) -> Iterator[dict[str, Any]]
         late_row = conn.execute(
             "delete from dispatch_state where id = %s returning *", (late_state,)
         ).fetchone()
+    auth = auth_functions(target)  # Supabase's own, as the fresh target has them
     full_load(legacy, target, "full")
     first = sync(legacy, target, "sync-1")
     with connect(legacy) as conn:
@@ -165,6 +167,7 @@ def synced(pg_socket, sandbox_dsn, supabase_storage) -> Iterator[dict[str, Any]]
         conn.execute("insert into dispatch_state values (%s, %s, %s, %s, %s, %s)", late_row)
     sync(legacy, target, "sync-late")
     yield {
+        "auth": auth,
         "legacy": legacy,
         "target": target,
         "first": first,
@@ -182,6 +185,10 @@ def test_after_syncs_the_target_equals_a_fresh_full_load(pg_socket, synced) -> N
     fresh = local_env.ensure_supabase_database(pg_socket, "e2e_sync_fresh", recreate=True)
     full_load(synced["legacy"], fresh, "fresh")
     assert live_rows(synced["target"]) == live_rows(fresh)
+
+
+def test_syncs_leave_supabases_auth_functions_byte_identical(synced) -> None:
+    assert auth_functions(synced["target"]) == synced["auth"]
 
 
 def test_the_delta_is_what_changed(synced) -> None:

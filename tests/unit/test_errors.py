@@ -148,3 +148,39 @@ def test_the_projects_own_errors_pass_unchanged() -> None:
 def test_connection_errors_pass_unchanged_for_the_retry() -> None:
     lost = psycopg.OperationalError("terminating connection due to administrator command")
     assert _raised(lambda: (_ for _ in ()).throw(lost)) is lost
+
+
+def test_airflow_skip_and_fail_signals_pass_unchanged() -> None:
+    """``record_failure`` skips itself after a published run and fails with its own words:
+    the task wrapper must hand both to Airflow as they are."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    skip = AirflowSkipException("the run validated and published its Asset")
+    assert _raised(lambda: (_ for _ in ()).throw(skip)) is skip
+    fail = AirflowFailException("run phase-1 failed")
+    assert _raised(lambda: (_ for _ in ()).throw(fail)) is fail
+
+
+@pytest.mark.e2e
+def test_a_task_callable_keeps_its_name_and_signature_and_fails_value_free(table_db) -> None:
+    import inspect
+
+    from migration_ops.errors import value_free_task
+
+    @value_free_task("backup", "dump")
+    def backup_dump(reason: str, phase_number: int | None = None) -> int:
+        """Dump."""
+        with connect(table_db) as conn:
+            conn.execute("select %s::integer", (PHI,))
+        return 0
+
+    assert (backup_dump.__name__, backup_dump.__doc__) == ("backup_dump", "Dump.")
+    assert list(inspect.signature(backup_dump).parameters) == ["reason", "phase_number"]
+    assert backup_dump.value_free == ("backup", "dump")  # type: ignore[attr-defined]
+    with pytest.raises(MigrationError) as caught:
+        backup_dump("nightly")
+    assert str(caught.value) == (
+        "[backup] rule database.22P02: dump failed in the database (SQLSTATE 22P02); "
+        "values withheld"
+    )
+    assert PHI not in _logged(caught.value)

@@ -175,12 +175,23 @@ def test_highest_mapped_group_wins() -> None:
     assert profile_type_for_groups(set()) is None
 
 
+#: legacy-system.md §1b written out here, not read from the map the code uses: a wrong row in
+#: ``REF_GROUP_PROFILE_TYPE`` must make the property fail.
+DOCUMENTED_GROUP_TYPES = {1: "patient", 2: "doctor", 4: "admin", 5: "master", 11: "technician"}
+
+
 @given(st.sets(st.integers(min_value=0, max_value=20)))
 def test_group_typing_property(groups: set[int]) -> None:
-    mapped = {int(str(r[0])): r[1] for r in REF_GROUP_PROFILE_TYPE.rows}
-    hits = groups & set(mapped)
-    expected = mapped[max(hits)] if hits else None
+    hits = groups & set(DOCUMENTED_GROUP_TYPES)
+    expected = DOCUMENTED_GROUP_TYPES[max(hits)] if hits else None
     assert profile_type_for_groups(groups) == expected
+
+
+def test_only_the_patients_group_comes_after_the_flags() -> None:
+    """§1b: groups 2, 11, 4, 5 → is_superuser → is_staff → group 1 → a patient row."""
+    after_flags = {int(str(r[0])) for r in REF_GROUP_PROFILE_TYPE.rows if r[2] is False}
+    ahead = {int(str(r[0])) for r in REF_GROUP_PROFILE_TYPE.rows if r[2] is True}
+    assert (after_flags, ahead) == ({1}, {2, 4, 5, 11})
 
 
 # ------------------------------------------------------------------ countries

@@ -121,6 +121,16 @@ USER_ROWS: list[tuple[Any, ...]] = [
     (18, "h", None, False, "patdoc", "Pat", "Doc", "", False, True, JOINED),
     (19, "h", None, True, "patroot", "Pat", "Root", "", False, True, JOINED),
     (20, "h", None, False, "docshort", "Doc", "Short", "", False, True, JOINED),
+    # one user per §1b rule and per boundary between two neighbouring rules
+    (21, "h", None, False, "adminonly", "Admin", "Only", "", False, True, JOINED),
+    (22, "h", None, False, "masteronly", "Master", "Only", "", False, True, JOINED),
+    (23, "h", None, False, "staffpatient", "Staff", "Patient", "", True, True, JOINED),
+    (24, "h", None, True, "rootpatient", "Root", "Patient", "", False, True, JOINED),
+    (25, "h", None, True, "rootadmin", "Root", "Admin", "", False, True, JOINED),
+    (26, "h", None, True, "rootstaff", "Root", "Staff", "", True, True, JOINED),
+    (27, "h", None, False, "staffrow", "Staff", "Row", "", True, True, JOINED),
+    (28, "h", None, False, "unmapped", "Un", "Mapped", "", False, True, JOINED),
+    (29, "h", None, False, "grouprow", "Group", "Row", "", False, True, JOINED),
 ]
 
 # (id, user_id, group_id)
@@ -137,6 +147,13 @@ GROUP_ROWS: list[tuple[int, int, int]] = [
     (13, 18, 2),
     (14, 19, 2),
     (15, 20, 2),
+    (16, 21, 4),
+    (17, 22, 5),
+    (18, 23, 1),
+    (19, 24, 1),
+    (20, 25, 4),
+    (21, 28, 3),
+    (22, 29, 1),
 ]
 
 SUBMITTED = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
@@ -155,6 +172,8 @@ PATIENT_ROWS: list[tuple[Any, ...]] = [
     (106, 18, 1, 1, None, 1, 1, False, False, None, "00CC", None, None),
     (107, 19, 1, 1, None, 2, 1, False, False, None, "12ab", None, None),
     (108, 20, 1, 1, None, 2, 1, False, False, None, "5Bn", None, None),
+    (109, 27, None, None, None, None, None, False, False, None, None, None, None),
+    (111, 29, None, None, None, None, None, False, False, None, "5Bn", None, None),
 ]
 
 # (id, name, type, customization)
@@ -499,32 +518,55 @@ def test_country_key_sql_matches_python(make_db) -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.e2e
 def test_profile_typing(phase1_db) -> None:
+    """Every rule of legacy-system.md §1b, in its order, one user at least per rule and per
+    boundary between neighbouring rules (the user meets both; the earlier rule must win)."""
     rows = rows_by_key(phase1_db, PROFILES)
     expected = {
-        1: "doctor",  # group 2
-        2: "technician",  # groups 1, 2, 11: the highest mapped group wins
-        3: "master",  # groups 4, 5
-        4: "master",  # only an unmapped group (3), is_superuser
-        5: "admin",  # is_staff
-        6: "patient",  # no group, no flag, a patient row
-        7: "unclassified",  # nothing: never guessed
-        8: "patient",  # group 1 without a patient row
-        9: "patient",
-        10: "patient",
-        12: "doctor",
-        13: "technician",
-        14: "doctor",
-        15: "doctor",  # group 2 wins over a patient row without a suffix; fields still merged
-        16: "patient",
-        # §1b: a patient row *and* a valid suffix make a patient, whatever the groups or flags
+        # 0. a patient row *and* a valid suffix make a patient, whatever the groups or flags
+        6: "patient",  # no group, no flag, suffix 00BB
+        10: "patient",  # suffix ' 51Bn ' (trimmed), no group
+        16: "patient",  # patient row with suffix AB-1 (not valid) and no group: rule 4
         18: "patient",  # group 2 (doctors) + patient row with suffix 00CC
         19: "patient",  # is_superuser + group 2 + patient row with suffix 12ab
+        # 1. groups 2, 11, 4, 5 (several: the highest group id wins)
+        1: "doctor",  # group 2 only
+        12: "doctor",
+        14: "doctor",
+        13: "technician",  # group 11 only
+        21: "admin",  # group 4 only
+        22: "master",  # group 5 only
+        2: "technician",  # groups 1, 2, 11: the highest mapped group wins
+        3: "master",  # groups 4, 5
+        25: "admin",  # group 4 + is_superuser: the group comes before the flag
+        15: "doctor",  # group 2 wins over a patient row without a suffix; fields still merged
         20: "doctor",  # group 2 + patient row whose suffix (5Bn) is not valid: groups decide
+        # 2. is_superuser -> master, then is_staff -> admin
+        4: "master",  # only an unmapped group (3), is_superuser
+        26: "master",  # is_superuser and is_staff: is_superuser first
+        5: "admin",  # is_staff
+        24: "master",  # group 1 + is_superuser: the flags come before group 1
+        23: "admin",  # group 1 + is_staff
+        27: "admin",  # is_staff + a patient row without a suffix: the flag first
+        # 3. group 1 -> patient
+        8: "patient",  # group 1 without a patient row
+        29: "patient",  # group 1 + a patient row whose suffix (5Bn) is not valid
+        # 4. a patient row -> patient
+        9: "patient",  # no group, no flag, suffix 51Bnx (not valid)
+        # 5. nothing: never guessed
+        7: "unclassified",
+        28: "unclassified",  # an unmapped group (3) only
     }
     assert {k: rows[k]["profile_type"] for k in expected} == expected
     assert rows[2]["metadata"]["legacy_group_ids"] == [1, 2, 11]
     assert rows[4]["metadata"]["legacy_group_ids"] == [3]
-    assert "legacy_group_ids" not in rows[1]["metadata"]  # one mapped group: nothing to report
+    assert rows[28]["metadata"]["legacy_group_ids"] == [3]
+    # group 1 did not type a staff account: the group is reported
+    assert rows[23]["metadata"]["legacy_group_ids"] == [1]
+    assert rows[24]["metadata"]["legacy_group_ids"] == [1]
+    # one group that typed the user: nothing to report
+    assert "legacy_group_ids" not in rows[1]["metadata"]
+    assert "legacy_group_ids" not in rows[8]["metadata"]
+    assert "legacy_group_ids" not in rows[21]["metadata"]
 
 
 @pytest.mark.e2e
@@ -680,6 +722,8 @@ def test_target_accepts_the_transformed_rows_and_links_the_care_team(phase1_db) 
         18: (1, 1),
         19: (1, 1),
         20: (1, 1),
+        27: (None, None),  # patient rows without a doctor or an office: nothing to link
+        29: (None, None),
     }
     with connect(phase1_db) as conn:
         stamps = conn.execute("select legacy_user_id, updated_at from public.profiles").fetchall()

@@ -4,11 +4,14 @@
 --   typing (legacy-system.md §1b, final rule), first match wins:
 --     0. a dispatch_patient row and a valid suffix (4 letters/digits) -> patient, whatever the
 --        groups or flags (a patient's account also put in the doctors' group is a patient);
---     1. mapped groups (ref_group_profile_type: 2 doctor, 11 technician, 4 admin, 5 master,
---        1 patient); several mapped groups -> the highest group id; unmapped groups ignored;
+--     1. the staff and doctor groups (ref_group_profile_type.ahead_of_flags: 2 doctor,
+--        11 technician, 4 admin, 5 master); several -> the highest group id; unmapped groups
+--        are ignored;
 --     2. flags: is_superuser -> master, else is_staff -> admin;
---     3. a dispatch_patient row -> patient;
---     4. otherwise 'unclassified': never guessed (the legacy scripts disagreed: patient in one,
+--     3. the patients' group (1) -> patient: §1b lists it after the flags, so a superuser or
+--        staff account that is also in group 1 is master or admin;
+--     4. a dispatch_patient row -> patient;
+--     5. otherwise 'unclassified': never guessed (the legacy scripts disagreed: patient in one,
 --        admin in another), left for a human.
 --   user fields: email trimmed and lower-cased, '' -> null, not an e-mail address -> null with
 --     the raw value in metadata.legacy_email; names trimmed, blank or 'null' -> null; test
@@ -44,15 +47,17 @@ users as (
     from staging.profiles__auth_user as u
 ),
 
--- the type given by groups: the mapped group with the highest id.
+-- the type given by groups, once for the groups ranked ahead of the flags and once for those
+-- after them: in each, the mapped group with the highest id.
 group_type as (
-    select distinct on (g.user_id)
+    select distinct on (g.user_id, r.ahead_of_flags)
         g.user_id,
+        r.ahead_of_flags,
         g.group_id,
         r.profile_type
     from staging.profiles__auth_user_groups as g
     join ref_group_profile_type as r on r.group_id = g.group_id
-    order by g.user_id, g.group_id desc
+    order by g.user_id, r.ahead_of_flags, g.group_id desc
 ),
 
 user_groups as (
@@ -112,10 +117,15 @@ typed as (
             case when pt.id is not null and pt.raw_suffix ~ '^[[:alnum:]]{4}$' then 'patient' end,
             gt.profile_type,
             case when c.is_superuser then 'master' when c.is_staff then 'admin' end,
+            ga.profile_type,
             case when pt.id is not null then 'patient' end,
             'unclassified'
         ) as profile_type,
-        gt.group_id as typing_group_id,
+        -- the group that typed the user (a flag outranks the groups after it)
+        coalesce(
+            gt.group_id,
+            case when not coalesce(c.is_superuser or c.is_staff, false) then ga.group_id end
+        ) as typing_group_id,
         ug.group_ids,
         c.email_clean ~ '^[a-z0-9!#$%&''*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&''*+/=?^_`{|}~-]+)*@([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$'
             as email_valid,
@@ -138,7 +148,8 @@ typed as (
         pt.submitted_at as patient_submitted_at,
         pt.updated_at as patient_updated_at
     from cleaned as c
-    left join group_type as gt on gt.user_id = c.id
+    left join group_type as gt on gt.user_id = c.id and gt.ahead_of_flags
+    left join group_type as ga on ga.user_id = c.id and not ga.ahead_of_flags
     left join user_groups as ug on ug.user_id = c.id
     left join patients as pt on pt.user_id = c.id
 )

@@ -26,7 +26,7 @@ from include.transforms.patterns import EMAIL_PATTERN
 from include.transforms.phase4_codes import ORDER_STATES
 from include.transforms.text_repair import MOJIBAKE_CANDIDATE_PATTERN
 from migration_ops import backup
-from migration_ops.db import connect, connect_legacy, read_sql
+from migration_ops.db import connect, connect_legacy, legacy_conninfo, read_sql
 from migration_ops.errors import MigrationError
 from migration_ops.privileges import missing_target_privileges
 from migration_ops.settings import SQL_DIR
@@ -302,8 +302,12 @@ def extension_checks(installed: list[str], available: list[str]) -> list[Check]:
 
 
 def tool_checks(legacy_dsn: str, target_dsn: str, result: Preflight, state: dict[str, Any]) -> None:
-    """``pg_dump`` at least as new as both servers; room for a backup of each."""
-    for name, dsn in (("legacy", legacy_dsn), ("target", target_dsn)):
+    """``pg_dump`` at least as new as both servers; room for a backup of each.
+
+    The legacy server's version is asked through :func:`legacy_conninfo`, like every legacy
+    session: the check must not be the one writable way into the legacy database.
+    """
+    for name, dsn in (("legacy", legacy_conninfo(legacy_dsn)), ("target", target_dsn)):
         try:
             server = backup.check_tool_versions(dsn, ("pg_dump", "pg_restore"))
             result.checks.append(
