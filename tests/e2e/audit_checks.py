@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from migration_ops.db import connect
 
@@ -27,55 +28,98 @@ CHROMIUM_FLAGS = (
 )
 
 
-def sandbox_phi(legacy_dsn: str) -> dict[str, set[str]]:
-    """Every name, e-mail, birth date and message text of the sandbox legacy database."""
+#: Birth dates as reports, logs or a spreadsheet export might print them.
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%b %d, %Y")
+#: Names that are also ordinary English words a log may print ("mark the run failed"):
+#: searched only capitalised or in capitals, every other name in any case.
+COMMON_WORDS = frozenset(
+    {"mark", "will", "may", "page", "long", "bill", "grant", "rose", "hope", "joy", "hunter"}
+)
+#: Characters of a message text searched for, from its start and from its end.
+TEXT_WINDOW = 40
+
+
+def _text_windows(texts: list[Any]) -> set[str]:
+    """The first and last characters of every text long enough to be unmistakable."""
+    out = set()
+    for value in texts:
+        text = " ".join(str(value or "").split())
+        if len(text) >= 20:
+            out |= {text[:TEXT_WINDOW], text[-TEXT_WINDOW:]}
+    return out
+
+
+def sandbox_phi(legacy_dsn: str, target_dsn: str | None = None) -> dict[str, set[str]]:
+    """Every name, e-mail, birth date and message text of the sandbox, in the forms it may take.
+
+    Names and e-mails are searched case-insensitively (the transform lower-cases and trims
+    e-mails), birth dates in several common formats, message texts as legacy holds them and,
+    with ``target_dsn``, as the migration repaired them (``public.messages.content``), both
+    with their whitespace collapsed.
+    """
     with connect(legacy_dsn) as conn:
-        names = {
-            str(v).strip()
+        names = [
+            v
             for (v,) in conn.execute(
                 "select first_name from auth_user union select last_name from auth_user"
-            ).fetchall()
-        }
-        emails = {
-            str(v).strip()
-            for (v,) in conn.execute("select email from auth_user where btrim(email) <> ''")
-        }
-        births = {
-            v.isoformat()
+            )
+        ]
+        emails = [v for (v,) in conn.execute("select email from auth_user")]
+        births = [
+            v
             for (v,) in conn.execute(
                 "select distinct birthdate from dispatch_patient where birthdate is not null"
             )
-        }
-        texts = {
-            str(v).strip()[:40]
+        ]
+        texts = [
+            v
             for (v,) in conn.execute(
                 "select text from dispatch_record union all select text from dispatch_comment"
             )
-            if v and len(str(v).strip()) >= 20
-        }
+        ]
+    if target_dsn is not None:
+        with connect(target_dsn) as conn:
+            texts += [v for (v,) in conn.execute("select content from public.messages")]
+    stripped = {str(n).strip() for n in names if n}
     return {
         # 'null' is the sandbox's placeholder for a missing name (the transform empties it)
-        "name": {n for n in names if len(n) >= 3 and n.lower() != "null"},
-        "email": {e for e in emails if "@" in e},
-        "birth date": births,
-        "message text": texts,
+        "name": {n.lower() for n in stripped if len(n) >= 3 and n.lower() != "null"},
+        "email": {e.strip().lower() for e in map(str, emails) if "@" in e},
+        "birth date": {d.strftime(f) for d in births for f in DATE_FORMATS},
+        "message text": _text_windows(texts),
     }
 
 
 def phi_found(files: list[Path], phi: dict[str, set[str]]) -> list[str]:
-    """``kind in file`` for every PHI value found (names as whole, case-sensitive words)."""
-    name_pattern = re.compile(
-        r"(?<![\w])(" + "|".join(re.escape(n) for n in sorted(phi["name"])) + r")(?![\w])"
+    """``kind in file`` for every PHI value found.
+
+    Names as whole words in any case (``COMMON_WORDS`` capitalised only), e-mails in any
+    case; birth dates and message texts as they are
+    (and message texts with whitespace collapsed, as a log line may re-wrap them).
+    """
+    any_case = sorted(phi["name"] - COMMON_WORDS)
+    capitalised = sorted(
+        form for n in phi["name"] & COMMON_WORDS for form in (n.capitalize(), n.upper())
     )
+    patterns = [
+        re.compile(r"(?<![\w])(" + "|".join(map(re.escape, names)) + r")(?![\w])", flags)
+        for names, flags in ((any_case, re.IGNORECASE), (capitalised, re.NOFLAG))
+        if names
+    ]
     found = []
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
-        match = name_pattern.search(text)
-        if match:
-            found.append(f"name {match.group(1)!r} in {path}")
-        for kind in ("email", "birth date", "message text"):
-            if any(value in text for value in phi[kind]):
-                found.append(f"{kind} in {path}")
+        lowered, collapsed = text.lower(), " ".join(text.split())
+        for pattern in patterns:
+            match = pattern.search(text)
+            if match:
+                found.append(f"name {match.group(1)!r} in {path}")
+        if any(value in lowered for value in phi["email"]):
+            found.append(f"email in {path}")
+        if any(value in text for value in phi["birth date"]):
+            found.append(f"birth date in {path}")
+        if any(value in collapsed for value in phi["message text"]):
+            found.append(f"message text in {path}")
     return found
 
 
