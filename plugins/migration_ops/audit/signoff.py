@@ -202,6 +202,11 @@ def _body(data: dict[str, Any], reasons: list[str], directory: Path) -> list[str
     ]
 
 
+def path(directory: Path | None = None) -> Path:
+    """Where :func:`write` writes the summary page (``<reports>/signoff/signoff.html``)."""
+    return (directory or reports_dir()) / "signoff" / "signoff.html"
+
+
 def write(target_dsn: str, directory: Path | None = None) -> Path:
     """Write ``signoff/signoff.html`` and ``signoff.json`` in the reports directory."""
     directory = directory or reports_dir()
@@ -209,7 +214,7 @@ def write(target_dsn: str, directory: Path | None = None) -> Path:
     reasons = verdict(data)
     data["ready_to_sign"] = not reasons
     data["reasons"] = reasons
-    out = directory / "signoff"
+    out = path(directory).parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "signoff.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
     page = pages.page("Migration sign-off summary", _body(data, reasons, directory))
