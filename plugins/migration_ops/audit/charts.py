@@ -87,7 +87,7 @@ def steps(timings: Sequence[Mapping[str, Any]], path: Path) -> Path:
     that ran in parallel overlap instead of being added up.
     """
     entities = list(dict.fromkeys(str(t["entity"]) or "(phase)" for t in timings))
-    fig, ax = plt.subplots(figsize=(7.5, _height(len(entities))))
+    fig, ax = plt.subplots(figsize=(7.5, _height(len(entities)) + 0.6))
     palette = plt.get_cmap("tab10")
     drawn: set[str] = set()
     for t in timings:
@@ -105,6 +105,7 @@ def steps(timings: Sequence[Mapping[str, Any]], path: Path) -> Path:
     ax.set_yticks(range(len(entities)), entities)
     ax.set_xlabel("seconds since the run's first step (each step's recorded start and end)")
     ax.invert_yaxis()
-    ax.legend(loc="lower right", frameon=False, ncols=2, fontsize=7)
+    # below the axes: inside, it would hide the bars of the last entities
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, ncols=5, fontsize=7)
     ax.set_title("Time per step and entity")
     return _save(fig, path)
