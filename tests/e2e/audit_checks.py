@@ -9,14 +9,19 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from migration_ops.db import connect
 
-#: Debian's Chromium (`.ci/run` installs it); the flags keep it off the closed network.
+#: Debian's Chromium (`.ci/run` installs it); the flags keep it off the network: every host
+#: name resolves to nothing and any proxy lookup goes nowhere, so a page that needed a remote
+#: resource would render without it (and :func:`remote_references` names it).
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=http://127.0.0.1:9",
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -79,7 +84,8 @@ def sandbox_phi(legacy_dsn: str, target_dsn: str | None = None) -> dict[str, set
         ]
     if target_dsn is not None:
         with connect(target_dsn) as conn:
-            texts += [v for (v,) in conn.execute("select content from public.messages")]
+            if conn.execute("select to_regclass('public.messages')").fetchone() != (None,):
+                texts += [v for (v,) in conn.execute("select content from public.messages")]
     stripped = {str(n).strip() for n in names if n}
     return {
         # 'null' is the sandbox's placeholder for a missing name (the transform empties it)
@@ -91,7 +97,10 @@ def sandbox_phi(legacy_dsn: str, target_dsn: str | None = None) -> dict[str, set
 
 
 def phi_found(files: list[Path], phi: dict[str, set[str]]) -> list[str]:
-    """``kind in file`` for every PHI value found.
+    """``kind in file`` for every PHI value found in the text files among ``files``.
+
+    Binary files (a NUL byte: GX's static images in the Data Docs) are skipped: nothing the
+    migration writes is binary, and their bytes spell short names by chance.
 
     Names as whole words in any case (``COMMON_WORDS`` capitalised only), e-mails in any
     case; birth dates and message texts as they are
@@ -108,7 +117,10 @@ def phi_found(files: list[Path], phi: dict[str, set[str]]) -> list[str]:
     ]
     found = []
     for path in files:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        raw = path.read_bytes()
+        if b"\0" in raw:
+            continue
+        text = raw.decode("utf-8", errors="replace")
         lowered, collapsed = text.lower(), " ".join(text.split())
         for pattern in patterns:
             match = pattern.search(text)
@@ -123,20 +135,29 @@ def phi_found(files: list[Path], phi: dict[str, set[str]]) -> list[str]:
     return found
 
 
+def remote_references(html: str) -> list[str]:
+    """Every http(s) or protocol-relative URL a page loads or links (src, href, CSS url())."""
+    pattern = r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)|url\(\s*["']?((?:https?:)?//[^)"']+)"""
+    return [a or b for a, b in re.findall(pattern, html, flags=re.IGNORECASE)]
+
+
 def screenshot(page: Path, png: Path, *, height: int = 2400) -> Path:
-    """Render ``page`` offline in headless Chromium and save a PNG of it."""
-    profile = png.parent / f".chromium-{png.stem}"
-    subprocess.run(  # noqa: S603 - the system's Chromium on our own file
-        [
-            CHROMIUM,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={profile}",
-            f"--window-size=1280,{height}",
-            f"--screenshot={png}",
-            page.resolve().as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    """Render ``page`` offline in headless Chromium and save a PNG of it.
+
+    Chromium's profile lives in a temporary directory, so ``png`` may go straight to docs/.
+    """
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        subprocess.run(  # noqa: S603 - the system's Chromium on our own file
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size=1280,{height}",
+                f"--screenshot={png}",
+                page.resolve().as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     return png
