@@ -205,6 +205,11 @@ def test_status_reports_and_asset_agree_when_publishing_fails(
     reports = list((tmp_path / "reports").glob("*/report.json"))
     assert len(reports) == 1
     assert json.loads(reports[0].read_text())["run"]["status"] == "failed"
+    # the sign_off teardown ran after record_failure: the summary shows the failed run
+    signed = json.loads((tmp_path / "reports" / "signoff" / "signoff.json").read_text())
+    assert signed["ready_to_sign"] is False
+    assert [(p["phase"], p["status"]) for p in signed["phases"]] == [(1, "failed")]
+    assert "phase 1: latest run failed" in signed["reasons"]
     with connect(target) as conn:
         assert scalar(conn, "select count(*) from migration.reconciliation") == 3, (
             "the entities themselves loaded and reconciled"
