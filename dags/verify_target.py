@@ -8,6 +8,9 @@ legacy id in `migration.row_findings`, counts in `migration.row_validation`; dro
 staging. Fails when any row differs. Refuses while a phase run is running. No values leave
 the databases. See `docs/decisions/0010-row-level-proof.md`.
 
+Afterwards, whatever the outcome, `sign_off` rewrites the sign-off summary, so it shows this
+verification (a failed one makes it "not ready to sign").
+
 **Recover:** findings name the legacy id and column (`migration.row_findings`): rerun the
 phase that loaded the entity (it upserts the legacy values again), or run the nightly sync,
 then trigger this DAG again. A refusal names the running runs: wait for them.
@@ -18,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
-from migration_ops.dag_factory import DEFAULT_ARGS, current_actor
+from migration_ops.dag_factory import DEFAULT_ARGS, current_actor, sign_off
 from migration_ops.errors import value_free_task
 
 
@@ -54,4 +57,4 @@ with DAG(
     tags=["migration", "audit", "verify"],
     doc_md=__doc__,
 ):
-    verify_target()
+    verify_target() >> sign_off().as_teardown()

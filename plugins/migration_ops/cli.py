@@ -232,6 +232,17 @@ def _demo_search() -> None:
     search("messages", DEMO_QUESTION, 5)
 
 
+def _latest_phase_run(target_dsn: str) -> str | None:
+    """The latest phase run (phases 1-5; not the sync, not a verification), if any."""
+    from migration_ops.db import connect
+
+    with connect(target_dsn) as conn:
+        row = conn.execute(
+            "select run_id from migration.runs where phase > 0 order by started_at desc limit 1"
+        ).fetchone()
+    return str(row[0]) if row else None
+
+
 def _latest_run_id(target_dsn: str, phase_number: int) -> str:
     from migration_ops.db import connect
 
@@ -297,7 +308,28 @@ def demo(scale: float, seed: int) -> int:
         code = migrate()
     if code == 0:
         _demo_search()
+    for line in demo_ending():
+        print(line)
     return code
+
+
+def demo_ending() -> list[str]:
+    """The demo's last lines: where the latest HTML report and the sign-off summary are.
+
+    Printed last (after the search), so the two pages an auditor opens are the last thing on
+    the screen; a page not written yet (a phase failed first) is said to be missing.
+    """
+    from migration_ops import reports
+    from migration_ops.audit import signoff
+    from migration_ops.connections import env_dsn
+
+    run_id = _latest_phase_run(env_dsn("supabase_db"))
+    report = reports.directory_of(run_id) / "report.html" if run_id else None
+    pages = (("HTML report", report), ("sign-off summary", signoff.path()))
+    return [
+        f"{label}: {page}" if page and page.is_file() else f"{label}: not written"
+        for label, page in pages
+    ]
 
 
 def airflow(scale: float, seed: int) -> int:

@@ -6,6 +6,7 @@ Shape of every phase DAG::
         → extract (one legacy snapshot)
         → [entity task groups in dependency order] → publish ⇒ Asset
                                                    ↘ record_failure (unless published)
+                                                   ⇒ sign_off (always, last)
 
 Each entity task group is ``transform → validate → load → verify → checkpoint``, with
 ``copy_objects`` between validate and load for an entity whose spec copies bytes to Storage
@@ -497,6 +498,11 @@ def sign_off() -> str:
 
     Rewrite the sign-off summary across all phases (`reports/signoff/signoff.html`): one page
     an auditor can file, with every figure and the query it comes from.
+
+    Wired as a teardown (``sign_off().as_teardown()``) after ``publish`` and ``record_failure``:
+    it runs whatever the outcome, once the run's status is final, so a failed rerun replaces an
+    earlier "ready to sign"; a teardown does not decide the DAG run's state (``record_failure``
+    still fails it).
     """
     from migration_ops.audit import signoff
 
@@ -598,6 +604,7 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         groups = _entity_groups(phase, run, staged)
         published = _publish(phase)(run)
         list(groups.values()) >> published
-        published >> sign_off()
-        [staged, *groups.values(), published] >> record_failure()
+        failed = record_failure()
+        [staged, *groups.values(), published] >> failed
+        [published, failed] >> sign_off().as_teardown()
     return dag

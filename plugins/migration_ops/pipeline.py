@@ -13,7 +13,8 @@ Every step after extract first checks that its run is still running and that the
 staging belongs to it (:func:`guard`); every step's errors leave it value-free
 (:func:`~migration_ops.errors.errors_without_values`). Within a step, the target sessions of
 the guard, the work and the bookkeeping are one reused session where they follow each other
-(:func:`~migration_ops.db.reusing_connections`).
+(:func:`~migration_ops.db.reusing_connections`). Each step records its own start and end
+(:func:`~migration_ops.step_timings.timed`) for the report's time chart.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from migration_ops.bulk_load import LoadPath
 from migration_ops.db import connect, reusing_connections
 from migration_ops.errors import MigrationError, TransientStepError, errors_without_values
 from migration_ops.runs import RunContext
+from migration_ops.step_timings import timed
 from migration_ops.storage import StorageSettings
 from migration_ops.sync import apply as sync_apply
 from migration_ops.sync import detect
@@ -46,6 +48,7 @@ def guard(target_dsn: str, run: RunContext, entity: EntitySpec) -> None:
 
 
 @reusing_connections()
+@timed("extract")
 def extract_step(
     legacy_dsn: str,
     target_dsn: str,
@@ -94,6 +97,7 @@ def extract_step(
 
 
 @reusing_connections()
+@timed("transform")
 def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
     """Build the target-shaped rows in staging."""
     with errors_without_values(entity.name, "transform"):
@@ -104,6 +108,7 @@ def transform_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> int:
 
 
 @reusing_connections()
+@timed("dedup")
 def dedup_step(
     target_dsn: str,
     run: RunContext,
@@ -131,6 +136,7 @@ def dedup_step(
 
 
 @reusing_connections()
+@timed("validate")
 def validate_step(
     target_dsn: str, run: RunContext, entity: EntitySpec, *, limit: QuarantineLimit
 ) -> dict[str, int]:
@@ -154,6 +160,7 @@ def validate_step(
 
 
 @reusing_connections()
+@timed("copy_objects")
 def object_copy_step(
     target_dsn: str,
     run: RunContext,
@@ -177,6 +184,7 @@ def object_copy_step(
 
 
 @reusing_connections()
+@timed("load")
 def load_step(
     target_dsn: str,
     run: RunContext,
@@ -202,6 +210,7 @@ def load_step(
 
 
 @reusing_connections()
+@timed("verify")
 def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int | str]:
     """Row-level proof right after the load: every loaded row equals its legacy row.
 
@@ -219,6 +228,7 @@ def verify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[st
 
 
 @reusing_connections()
+@timed("embed")
 def embed_step(
     target_dsn: str,
     run: RunContext,
@@ -249,6 +259,7 @@ def embed_step(
 
 
 @reusing_connections()
+@timed("dify")
 def dify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Phase 5: sync the entity's Dify knowledge base when ``dify_knowledge`` is configured.
 
@@ -276,6 +287,7 @@ def dify_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
 
 
 @reusing_connections()
+@timed("checkpoint")
 def checkpoint_step(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str, int]:
     """Reconcile the entity (source = loaded + merged + quarantined) and drop its staging."""
     with errors_without_values(entity.name, "checkpoint"):

@@ -1,8 +1,9 @@
 """The catalogue of quarantine rules, read from the suites, for docs/troubleshooting.md.
 
 Every row-level rule of every suite (``meta.row_level``) and every object-copy rule is one
-row: what it means (the suite's own ``why``) and how to fix the source, by the kind of
-check. Generated, so the guide cannot miss a rule: ``python -m migration_ops.rule_catalog``
+row: what it means (the suite's own ``why``) and how to fix the source (:func:`fix_for`:
+the rule's own fix, else its family's, else the kind of check's). The run reports use the
+same fixes. Generated, so the guide cannot miss a rule: ``python -m migration_ops.rule_catalog``
 rewrites the section and a unit test fails while the guide is out of date.
 """
 
@@ -34,6 +35,55 @@ FIX_BY_TYPE = {
 }
 
 
+#: How to fix a row, by the rule's family (the last word of its name): more specific than the
+#: kind of check (a "resolves" rule is a not-null check on a parent that did not resolve).
+FIX_BY_FAMILY = {
+    "resolves": "the parent was not migrated: fix or migrate the parent (by legacy id), rerun",
+    "migrated": "the row's parent is quarantined or missing: fix the parent first, rerun",
+    "format": "correct the value in legacy (the id is in migration.quarantine), rerun",
+    "known": "an unmapped code: add it to the reference map (include/transforms) or fix legacy",
+    "present": "a required value is empty in legacy: fill it there, rerun",
+    "unique": "duplicate legacy values: merge or correct the duplicates in legacy, rerun",
+    "fraction": "a value out of range in legacy: correct it there, rerun",
+    "iso": "a value out of range in legacy: correct it there, rerun",
+}
+
+#: Rules whose family and kind of check say too little: their own fix.
+FIX_BY_RULE = {
+    "files.source_object_present": "restore the file into the media store (same relative path)",
+    "orders.jaws_resolve": (
+        "fix the referenced jaw's own quarantine first (its rule and id are in "
+        "migration.quarantine); the order follows on the next run"
+    ),
+    "projects.size_not_negative": (
+        "correct the stored size in legacy (the byte count of the project's file), rerun"
+    ),
+    "files.size_not_negative": (
+        "correct the stored size in legacy (the byte count of the file in the media store), rerun"
+    ),
+    "messages.target_type_mapped": (
+        "decide the content type's target: add it to the entity's generic-relation "
+        "configuration (include/entities), or leave the row quarantined on purpose"
+    ),
+    "messages.target_exists": (
+        "the message points at a legacy row that does not exist: restore that row or point "
+        "the message at the right one in legacy, rerun"
+    ),
+}
+
+
+def fix_for(rule: str, check_type: str = "") -> str:
+    """How to fix a row of ``rule``: its own fix, else its family's, else its check's kind's."""
+    family = rule.rsplit("_", 1)[-1]
+    return (
+        FIX_BY_RULE.get(rule)
+        or FIX_BY_FAMILY.get(family)
+        or FIX_BY_TYPE.get(
+            check_type, "correct the legacy row (the rule's meaning says what is wrong), rerun"
+        )
+    )
+
+
 def row_level_rules() -> list[tuple[str, str, str]]:
     """``(rule, what it means, how to fix)`` of every quarantine rule, in phase order."""
     rules: list[tuple[str, str, str]] = []
@@ -43,7 +93,7 @@ def row_level_rules() -> list[tuple[str, str, str]]:
             for expectation in suite["expectations"]:
                 meta = expectation["meta"]
                 if meta.get("row_level"):
-                    fix = FIX_BY_TYPE.get(expectation["type"], "correct the legacy row")
+                    fix = fix_for(meta["rule"], expectation["type"])
                     rules.append((meta["rule"], meta["why"], fix))
             if entity.object_copy is not None:
                 rules.append(
@@ -51,7 +101,7 @@ def row_level_rules() -> list[tuple[str, str, str]]:
                         entity.object_copy.missing_rule,
                         "The row's file is not in the legacy media store: its bytes cannot be "
                         "copied to Storage.",
-                        "restore the file into the media store (same relative path)",
+                        fix_for(entity.object_copy.missing_rule),
                     )
                 )
     return rules

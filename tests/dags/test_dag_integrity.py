@@ -105,6 +105,7 @@ def test_phase_graph_follows_the_specs(dagbag, phase) -> None:
     )
     publish = dag.get_task("publish")
     assert [o.uri for o in publish.outlets] == [phase.asset_uri]
+    _assert_signs_off_last(dag, {"publish", "record_failure"})
     if phase.number == 1:
         after_preflight = dag.get_task("preflight").downstream_task_ids
         assert "begin" in after_preflight and any(
@@ -155,3 +156,16 @@ def test_every_task_fails_without_values(dagbag) -> None:
     assert wrapped["roll_back"] == ("rollback", "roll_back")
     assert wrapped["verify_target"] == ("verify_target", "verify")
     assert wrapped["record_failure"] == ("run", "record_failure")
+
+
+def _assert_signs_off_last(dag, upstream: set[str]) -> None:
+    """The sign-off summary is rewritten whatever the outcome, after the run's status is final."""
+    sign_off = dag.get_task("sign_off")
+    assert sign_off.is_teardown, "runs after a failure too, without deciding the run's state"
+    assert sign_off.trigger_rule == "all_done_setup_success"
+    assert sign_off.upstream_task_ids == upstream
+    assert not sign_off.downstream_task_ids
+
+
+def test_verify_target_rewrites_the_sign_off_after_every_run(dagbag) -> None:
+    _assert_signs_off_last(dagbag.dags["verify_target"], {"verify_target"})

@@ -127,7 +127,7 @@ def test_migrate_runs_every_phase_through_airflow(
         assert source == loaded + merged + quarantined
         assert printed[entity] == (source, loaded, merged, quarantined), entity
     assert printed["profiles"][0] == legacy_users, "every legacy user is counted as source"
-    _assert_auditor_pages(tmp_path, sandbox_dsn, result.stdout)
+    _assert_auditor_pages(tmp_path, sandbox_dsn, target, result.stdout)
 
     synced = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target", command="sync")
     assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
@@ -145,11 +145,26 @@ def test_migrate_runs_every_phase_through_airflow(
             "join migration.runs as r using (run_id) where r.phase = 0",
         )
     assert changed == 0, "nothing changed in legacy since the full load"
+    _assert_no_phi(tmp_path, sandbox_dsn, target)
 
 
-def _assert_auditor_pages(tmp_path: Path, legacy_dsn: str, stdout: str) -> None:
+def _assert_no_phi(tmp_path: Path, legacy_dsn: str, target_dsn: str) -> None:
+    """No name, e-mail, birth date or message text (in any form) in a report or task log."""
+    from tests.e2e.audit_checks import phi_found, sandbox_phi
+
+    files = [
+        path
+        for root in ("reports", "airflow/logs", "local/logs")
+        for path in (tmp_path / root).rglob("*")
+        if path.is_file()
+    ]
+    assert len(files) > 50
+    assert phi_found(files, sandbox_phi(legacy_dsn, target_dsn)) == []
+
+
+def _assert_auditor_pages(tmp_path: Path, legacy_dsn: str, target_dsn: str, stdout: str) -> None:
     """Issue 18: an HTML report per run and a sign-off page, PHI-free, rendering offline."""
-    from tests.e2e.audit_checks import phi_found, sandbox_phi, screenshot
+    from tests.e2e.audit_checks import screenshot
 
     pages = sorted((tmp_path / "reports").glob("*/report.html"))
     assert len(pages) == len(PHASES)
@@ -162,14 +177,7 @@ def _assert_auditor_pages(tmp_path: Path, legacy_dsn: str, stdout: str) -> None:
     assert signed["ready_to_sign"] is True, signed["reasons"]
     assert [p["phase"] for p in signed["phases"]] == [p.number for p in PHASES]
     assert len(list((tmp_path / "reports").glob("preflight-*/preflight.html"))) == 1
-    files = [
-        path
-        for root in ("reports", "airflow/logs", "local/logs")
-        for path in (tmp_path / root).rglob("*")
-        if path.is_file()
-    ]
-    assert len(files) > 50
-    assert phi_found(files, sandbox_phi(legacy_dsn)) == []
+    _assert_no_phi(tmp_path, legacy_dsn, target_dsn)
     for page in (pages[-1], signoff_page):
         assert screenshot(page, tmp_path / f"{page.stem}.png").stat().st_size > 20_000
 
@@ -197,6 +205,11 @@ def test_status_reports_and_asset_agree_when_publishing_fails(
     reports = list((tmp_path / "reports").glob("*/report.json"))
     assert len(reports) == 1
     assert json.loads(reports[0].read_text())["run"]["status"] == "failed"
+    # the sign_off teardown ran after record_failure: the summary shows the failed run
+    signed = json.loads((tmp_path / "reports" / "signoff" / "signoff.json").read_text())
+    assert signed["ready_to_sign"] is False
+    assert [(p["phase"], p["status"]) for p in signed["phases"]] == [(1, "failed")]
+    assert "phase 1: latest run failed" in signed["reasons"]
     with connect(target) as conn:
         assert scalar(conn, "select count(*) from migration.reconciliation") == 3, (
             "the entities themselves loaded and reconciled"

@@ -73,9 +73,60 @@ def test_a_sound_pair_passes_and_changes_nothing(sandbox_dsn, supabase_db, tmp_p
         ("mis_encoded_text", "dispatch_record"): 2,
         ("mis_encoded_text", "dispatch_comment"): 1,
     }
-    volumes = {v["entity"]: (v["rows"], v["last_run"]) for v in data["volumes"]}
-    assert volumes["profiles"] == (102, None), "a fresh target has no last run"
+    assert statuses[("legacy", "select privileges")] == "ok"
+    # the embedded target is this machine's: its free space is measured, not assumed
+    assert statuses[("space", "staging")] == "ok"
+    volumes = {(v["entity"], v["table"]): (v["rows"], v["last_run"]) for v in data["volumes"]}
+    assert volumes[("profiles", "auth_user")] == (102, None), "a fresh target has no last run"
+    with connect(sandbox_dsn) as conn:
+        patients = conn.execute("select count(*) from dispatch_patient").fetchone()
+    assert volumes[("profiles", "dispatch_patient")] == (patients[0], None), "every source"
+    assert {t for _, t in volumes} == set(preflight.spec_columns())
     assert "preflight" in (out / "preflight.html").read_text()
+
+
+@pytest.fixture
+def reader_without_comments(pg_socket):
+    """A legacy copy and a login there that may SELECT every table except dispatch_comment."""
+    from tests.e2e.conftest import copy_of_sandbox
+
+    admin = local_env.dsn(pg_socket, "postgres")
+    legacy = copy_of_sandbox(pg_socket, "e2e_pf_grant")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("drop role if exists pf_reader")
+        conn.execute("create role pf_reader login")
+    with psycopg.connect(legacy, autocommit=True) as conn:
+        conn.execute("grant usage on schema public to pf_reader")
+        conn.execute("grant select on all tables in schema public to pf_reader")
+        conn.execute("revoke select on dispatch_comment from pf_reader")
+    yield local_env.dsn(pg_socket, "e2e_pf_grant", user="pf_reader")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("drop database e2e_pf_grant with (force)")
+        conn.execute("drop role pf_reader")
+
+
+def test_a_missing_select_grant_is_a_named_failing_check(
+    reader_without_comments, supabase_db, tmp_path
+) -> None:
+    target = supabase_db("pf_grant")
+    with pytest.raises(PreflightFailed) as raised:
+        preflight.require_preflight(reader_without_comments, target, tmp_path)
+    assert "preflight failed (1 checks)" in str(raised.value)
+    assert "legacy select privileges: no SELECT for the legacy role on: dispatch_comment" in str(
+        raised.value
+    )
+    (report,) = tmp_path.glob("preflight-*/preflight.json")
+    data = json.loads(report.read_text())
+    checks = {(c["area"], c["name"]): (c["status"], c["detail"]) for c in data["checks"]}
+    assert checks[("legacy", "select privileges")] == (
+        "fail",
+        "no SELECT for the legacy role on: dispatch_comment",
+    )
+    volumes = {(v["entity"], v["table"]): v["rows"] for v in data["volumes"]}
+    assert volumes[("plan_comments", "dispatch_comment")] is None, "not counted: not readable"
+    defects = {(d["defect"], d["table"]): d["rows"] for d in data["defects"]}
+    assert defects[("orphan", "dispatch_comment")] is None
+    assert "dispatch_comment" in (report.parent / "preflight.html").read_text()
 
 
 def test_drift_and_a_read_only_target_are_named_and_phase_1_refuses(

@@ -7,6 +7,8 @@ after the load: ``verify_target`` finds each, by legacy id and column name.
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
@@ -108,6 +110,48 @@ def _ids(conn: psycopg.Connection, query: str) -> list[int]:
     return [int(r[0]) for r in conn.execute(query).fetchall()]
 
 
+def test_a_failed_rerun_after_a_validated_phase_makes_the_sign_off_not_ready(
+    migrated, tmp_path
+) -> None:
+    """The sign_off teardown's call after a failed rerun: the summary says not ready.
+
+    The phases ran through the step functions, without the backup task: verified backups are
+    recorded here so that the summary starts ready; they and the failed run are removed again.
+    """
+    from include.entities import get_phase
+    from migration_ops import runs
+    from migration_ops.audit import signoff
+
+    _, target, _ = migrated
+    with connect(target) as conn:
+        conn.execute(
+            "insert into migration.backups (database, phase, reason, status, location, sha256, "
+            "verified_at) select 'target', p, 'pytest', 'verified', '/nowhere', '0', now() "
+            "from unnest(%s::int[]) as p",
+            ([p.number for p in PHASES],),
+        )
+    signoff.write(target, tmp_path)
+    ready = json.loads((tmp_path / "signoff/signoff.json").read_text())
+    assert (ready["ready_to_sign"], ready["reasons"]) == (True, [])
+    try:
+        runs.begin_run(target, get_phase(1), "rv-phase-1-rerun", triggered_by="pytest", params={})
+        assert runs.mark_failed(target, "rv-phase-1-rerun")
+        signoff.write(target, tmp_path)
+        failed = json.loads((tmp_path / "signoff/signoff.json").read_text())
+        assert failed["ready_to_sign"] is False
+        assert failed["reasons"] == [
+            "phase 1: latest run failed",
+            "phase 1: reconciliation does not balance",  # it failed before any checkpoint
+        ]
+        page = (tmp_path / "signoff/signoff.html").read_text()
+        assert "<li>phase 1: latest run failed</li>" in page
+        assert "Ready to sign" not in page
+    finally:
+        with connect(target) as conn:
+            conn.execute("delete from migration.runs where run_id = 'rv-phase-1-rerun'")
+            conn.execute("delete from migration.backups where reason = 'pytest'")
+
+
 def test_verify_target_names_every_corrupted_missing_stray_and_changed_row(migrated) -> None:
     """Runs last: it corrupts the module's target and legacy copy."""
     legacy, target, run_ids = migrated
@@ -121,6 +165,31 @@ def test_verify_target_names_every_corrupted_missing_stray_and_changed_row(migra
             conn,
             "select legacy_state_id from public.order_state_history "
             "where legacy_state_id is not null order by legacy_state_id limit 2",
+        )
+        (patient,) = conn.execute(
+            # a patient without orders: an order's doctor is its patient's (orders transform)
+            "select min(p.legacy_user_id) from public.profiles as p "
+            "where p.patient_doctor_id is not null and p.patient_doctor_id <> "
+            "(select id from public.profiles where legacy_user_id = %s) "
+            "and p.legacy_user_id <> all(%s) "
+            "and not exists (select 1 from public.orders as o where o.patient_id = p.id)",
+            (a, [a, b, c]),
+        ).fetchone()
+        (category,) = _ids(
+            conn,
+            "select min(legacy_category_id) from public.workflow_categories "
+            "where parent_id is not null",
+        )
+        # links resolved after the load: the patient's doctor points at another profile (a),
+        # the category loses its parent
+        conn.execute(
+            "update public.profiles set patient_doctor_id = "
+            "(select id from public.profiles where legacy_user_id = %s) where legacy_user_id = %s",
+            (a, patient),
+        )
+        conn.execute(
+            "update public.workflow_categories set parent_id = null where legacy_category_id = %s",
+            (category,),
         )
         conn.execute(
             "update public.profiles set is_active = not is_active where legacy_user_id = %s", (a,)
@@ -144,25 +213,31 @@ def test_verify_target_names_every_corrupted_missing_stray_and_changed_row(migra
             "update public.auth_user set last_login = last_login + interval '1 hour' where id = %s",
             (c,),
         )
-    with pytest.raises(MigrationError, match=r"\['order_state_history', 'profiles'\]"):
+    with pytest.raises(
+        MigrationError, match=r"\['order_state_history', 'profiles', 'workflow_categories'\]"
+    ):
         verify.verify_target(legacy, target, run_id="rv-verify-corrupt")
     assert _findings(target, "rv-verify-corrupt") == {
         ("profiles", a, "mismatch", "is_active"),
         ("profiles", b, "mismatch", "last_name"),
         ("profiles", c, "mismatch", "last_login_at"),
+        ("profiles", patient, "mismatch", "patient_doctor_id"),
+        ("workflow_categories", category, "mismatch", "parent_id"),
         ("order_state_history", gone[0], "missing", ""),
         ("order_state_history", gone[1], "missing", ""),
         ("order_state_history", 990000001, "unexpected", ""),
     }
     stored = _row_validation(target, "rv-verify-corrupt")
     after_load = _row_validation(target, run_ids[1])
-    assert stored["profiles"][2:] == (3, 0, 0)
+    assert stored["profiles"][2:] == (4, 0, 0)
+    assert stored["workflow_categories"][2:] == (1, 0, 0)
     assert stored["profiles"][0] == after_load["profiles"][0], "every loaded profile compared"
     assert stored["order_state_history"][2:] == (0, 2, 1)
     assert stored["offices"] == after_load["offices"]
     methods = _methods(target, "rv-verify-corrupt")
     assert methods["offices"] == "checksum", "an untouched entity needs no drill-down"
     assert methods["profiles"] == methods["order_state_history"] == "row_by_row"
+    assert methods["workflow_categories"] == "row_by_row"
     with connect(target) as conn:
         status = conn.execute(
             "select status from migration.runs where run_id = 'rv-verify-corrupt'"

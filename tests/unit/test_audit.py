@@ -98,3 +98,18 @@ def test_charts_are_svg_with_text_and_no_date(tmp_path) -> None:
     svg = path.read_text()
     assert svg.startswith("<?xml") and "profiles.email_format" in svg
     assert "<dc:date>" not in svg
+
+
+def test_time_chart_places_each_step_at_its_own_start(tmp_path) -> None:
+    """Two entities that ran side by side overlap on the time axis instead of adding up."""
+    timings = [
+        {"entity": "", "step": "extract", "start": 0.0, "seconds": 2.0},
+        {"entity": "offices", "step": "transform", "start": 2.0, "seconds": 3.0},
+        {"entity": "order_types", "step": "transform", "start": 2.0, "seconds": 3.0},
+        {"entity": "offices", "step": "load", "start": 5.0, "seconds": 1.0},
+    ]
+    svg = charts.steps(timings, tmp_path / "time.svg").read_text()
+    for label in ("(phase)", "offices", "order_types", "extract", "transform", "load"):
+        assert f">{label}<" in svg, label
+    # the x axis ends near 6 s (the latest end), not at 9 s (the sum of the step durations)
+    assert ">6<" in svg and ">8<" not in svg

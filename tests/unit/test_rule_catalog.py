@@ -24,3 +24,14 @@ def test_every_row_level_rule_is_in_the_catalogue() -> None:
     assert len(in_suites) == 37
     assert set(listed) == in_suites | {"files.source_object_present"}
     assert len(listed) == len(set(listed)) == 38
+
+
+def test_every_rule_has_a_specific_fix_and_reports_use_it() -> None:
+    from migration_ops.audit import report
+
+    generic = rule_catalog.fix_for("no.such_rule")
+    fixes = {rule: fix for rule, _, fix in rule_catalog.row_level_rules()}
+    assert [rule for rule, fix in fixes.items() if fix == generic] == []
+    assert fixes["messages.target_exists"] == rule_catalog.FIX_BY_RULE["messages.target_exists"]
+    assert fixes["orders.patient_resolves"] == rule_catalog.FIX_BY_FAMILY["resolves"]
+    assert {rule: report.fix_for(rule) for rule in fixes} == fixes

@@ -6,6 +6,8 @@
 --        types, {target_columns} the same columns of the target, {universe} every legacy id
 --        of the entity in the snapshot (the transformed rows), {target_filter} which target
 --        rows are in scope (not marked legacy_removed_at; after a sync, only its delta).
+--        The column lists end with the keys the load resolves after its upsert, each as the
+--        legacy id it points at (resolved_key.sql), hashed like any mapped column.
 --   out: temporary tables rv_legacy, rv_target, rv_universe (legacy id, hash): ids and hashes,
 --        never values; dropped at commit.
 -- Idempotent: temporary tables of the caller's transaction; nothing persistent is written.

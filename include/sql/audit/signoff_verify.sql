@@ -1,4 +1,4 @@
--- The latest on-demand row-level proof of the whole target (verify_target, phase 0).
+-- The latest on-demand row-level proof of the whole target (verify_target, phase -1: verify.VERIFY_PHASE).
 --   in : nothing.
 --   out: run_id, status, snapshot_at, finished_at, entities, compared, matched, mismatched,
 --        missing, unexpected (zero or one row).

@@ -161,3 +161,20 @@ create table if not exists migration.schema_fingerprints (
 comment on table migration.schema_fingerprints is
     'DDL file (path under include/sql) -> sha256 of the text applied and the catalog state after; '
     'a file runs again when either differs.';
+
+-- When each pipeline step of a run started and ended, per entity (entity '' for the phase's
+-- extract): the report's time chart. Recorded by the step itself (migration_ops.step_timings),
+-- so steps of entities that run in parallel each keep their own wall-clock span. A retried
+-- step overwrites its own row.
+create table if not exists migration.step_timings (
+    run_id      text        not null references migration.runs (run_id) on delete cascade,
+    entity      text        not null,
+    step        text        not null,
+    started_at  timestamptz not null,
+    finished_at timestamptz not null,
+    succeeded   boolean     not null,
+    primary key (run_id, entity, step),
+    constraint step_timings_ordered check (finished_at >= started_at)
+);
+comment on table migration.step_timings is
+    'Per run, entity and step: wall-clock start and end as the step recorded them. No values.';

@@ -107,11 +107,19 @@ def write_preflight(result: Preflight, directory: Path | None = None) -> Path:
             ("area", "check", "status", "detail"),
             ((c.area, c.name, c.status, c.detail) for c in result.checks),
         ),
-        "<h2>Volumes (primary legacy table per entity, against its last run)</h2>",
+        "<h2>Volumes (every legacy table each entity reads; its primary table against its "
+        "last run)</h2>",
         table(
-            ("entity", "legacy table", "rows now", "last run", "change"),
+            ("entity", "legacy table", "primary", "rows now", "last run", "change"),
             (
-                (v["entity"], v["table"], v["rows"], v["last_run"], v["change"])
+                (
+                    v["entity"],
+                    v["table"],
+                    "yes" if v["primary"] else "",
+                    "not checked" if v["rows"] is None else v["rows"],
+                    v["last_run"],
+                    v["change"],
+                )
                 for v in result.volumes
             ),
         ),

@@ -1,10 +1,12 @@
 """Preflight: everything that would make a run fail or lie, checked before it writes anything.
 
-Connectivity and privileges (the legacy session is read-only, the target can create what the
-phases create), the legacy schema against what the entity specs read (drift: missing tables
-or columns, changed types, compared with ``include/audit/legacy_columns.json``), volumes per
-table against the last run, a defect profile (counts per defect class the transforms handle),
-target extensions, ``pg_dump`` against both servers, free space for backups. It changes
+Connectivity and privileges (the legacy session is read-only and may SELECT every column the
+specs read, the target can create what the phases create), the legacy schema against what the
+entity specs read (drift: missing tables or columns, changed types, compared with
+``include/audit/legacy_columns.json``), volumes of every legacy table the specs read (the
+primary ones against the last run), a defect profile (counts per defect class the transforms
+handle), target extensions, ``pg_dump`` against both servers, free space for backups and for
+staging (measured on a local target server, else reported "not checked"). It changes
 nothing in either database (read-only sessions and catalog queries); it writes one page to
 the reports directory. Phase 1 runs :func:`require_preflight` as its gate: a failing check
 stops the migration before the backup, with a message naming every failing check.
@@ -22,6 +24,7 @@ from typing import Any
 import psycopg
 
 from include.entities import LEGACY_PHASES as PHASES  # phase 5 reads the target, not legacy
+from include.entities.spec import EntitySpec
 from include.transforms.patterns import EMAIL_PATTERN
 from include.transforms.phase4_codes import ORDER_STATES
 from include.transforms.text_repair import MOJIBAKE_CANDIDATE_PATTERN
@@ -47,7 +50,7 @@ class Check:
 
     area: str
     name: str
-    status: str  # ok | warn | fail
+    status: str  # ok | warn | fail | not checked (only fail stops a run)
     detail: str
 
 
@@ -59,6 +62,8 @@ class Preflight:
     checks: list[Check] = field(default_factory=list)
     volumes: list[dict[str, Any]] = field(default_factory=list)
     defects: list[dict[str, Any]] = field(default_factory=list)
+    #: What one phase stages at most (the legacy tables the specs read), for the space check.
+    staging_bytes: int = 0
 
     @property
     def failures(self) -> list[Check]:
@@ -73,6 +78,7 @@ class Preflight:
             "checks": [asdict(c) for c in self.checks],
             "volumes": self.volumes,
             "defects": self.defects,
+            "staging_bytes": self.staging_bytes,
         }
 
 
@@ -80,17 +86,57 @@ class PreflightFailed(MigrationError):
     """A preflight check failed: the migration must not start."""
 
 
+def entity_columns(entity: EntitySpec) -> dict[str, set[str]]:
+    """The legacy (table → columns) one entity reads: its sources, relations, direct columns."""
+    wanted: dict[str, set[str]] = {}
+    for source in [*entity.sources, *(r.source for r in entity.generic_relations)]:
+        wanted.setdefault(source.table, set()).update(source.columns)
+    for direct in entity.direct_columns:
+        wanted.setdefault(direct.legacy_table, set()).add(direct.legacy_column)
+    return wanted
+
+
 def spec_columns() -> dict[str, set[str]]:
     """Every legacy (table → columns) the entity specs of all phases read."""
     wanted: dict[str, set[str]] = {}
     for phase in PHASES:
         for entity in phase.entities:
-            sources = [*entity.sources, *(r.source for r in entity.generic_relations)]
-            for source in sources:
-                wanted.setdefault(source.table, set()).update(source.columns)
-            for direct in entity.direct_columns:
-                wanted.setdefault(direct.legacy_table, set()).add(direct.legacy_column)
+            for table, columns in entity_columns(entity).items():
+                wanted.setdefault(table, set()).update(columns)
     return wanted
+
+
+def select_privileges(
+    conn: psycopg.Connection[Any], catalog: dict[str, dict[str, str]]
+) -> tuple[Check, set[str]]:
+    """Whether the legacy role may SELECT every column the specs read; the unreadable tables.
+
+    Only what the catalog has is asked (a missing table or column is the drift check's);
+    a table none of whose wanted columns is readable is named alone, else each column.
+    """
+    pairs = [
+        (table, column)
+        for table, columns in sorted(spec_columns().items())
+        if table in catalog
+        for column in sorted(columns)
+        if column in catalog[table]
+    ]
+    denied: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+        read_sql("preflight/legacy_select_privileges.sql"),
+        {"tables": [t for t, _ in pairs], "columns": [c for _, c in pairs]},
+    ).fetchall():
+        denied.setdefault(str(table), []).append(str(column))
+    if not denied:
+        detail = f"the legacy role may SELECT all {len(pairs)} columns the specs read"
+        return Check("legacy", "select privileges", "ok", detail), set()
+    wanted = {t: [c for tt, c in pairs if tt == t] for t in denied}
+    names = [
+        table if columns == wanted[table] else ", ".join(f"{table}.{c}" for c in columns)
+        for table, columns in sorted(denied.items())
+    ]
+    detail = "no SELECT for the legacy role on: " + "; ".join(names)
+    return Check("legacy", "select privileges", "fail", detail), set(denied)
 
 
 def legacy_catalog(conn: psycopg.Connection[Any], tables: list[str]) -> dict[str, dict[str, str]]:
@@ -155,7 +201,11 @@ def defect_profile(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
             with conn.transaction():
                 count = conn.execute(query, params).fetchone()
             rows.append({"defect": defect, "table": table, "rows": int(count[0]) if count else 0})
-        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        except (
+            psycopg.errors.UndefinedTable,
+            psycopg.errors.UndefinedColumn,
+            psycopg.errors.InsufficientPrivilege,
+        ):
             rows.append({"defect": defect, "table": table, "rows": None})
     return rows
 
@@ -177,30 +227,40 @@ def _previous_source_rows(target_dsn: str) -> dict[str, int]:
 
 
 def volumes(
-    conn: psycopg.Connection[Any], catalog: dict[str, dict[str, str]], previous: dict[str, int]
+    conn: psycopg.Connection[Any],
+    readable: set[str],
+    previous: dict[str, int],
 ) -> list[dict[str, Any]]:
-    """Rows per entity's primary legacy table now, against the entity's last run."""
+    """Rows now in every legacy table each entity reads; its primary table against its last run.
+
+    ``readable``: the tables present and readable (others are "not checked": ``rows`` None).
+    Each table is counted once, however many entities read it.
+    """
     from psycopg import sql
 
+    counts: dict[str, int | None] = {}
     rows = []
     for phase in PHASES:
         for entity in phase.ordered():
-            table = entity.primary_source.table
-            now = None
-            if table in catalog:
-                query = sql.SQL("select count(*) from {}").format(sql.Identifier("public", table))
-                now = int(conn.execute(query).fetchone()[0])  # type: ignore[index]
-            last = previous.get(entity.name)
-            change = None if now is None or last is None else now - last
-            rows.append(
-                {
-                    "entity": entity.name,
-                    "table": table,
-                    "rows": now,
-                    "last_run": last,
-                    "change": change,
-                }
-            )
+            for table in entity_columns(entity):
+                if table not in counts:
+                    query = sql.SQL("select count(*) from {}").format(
+                        sql.Identifier("public", table)
+                    )
+                    counted = conn.execute(query).fetchone() if table in readable else None
+                    counts[table] = int(counted[0]) if counted else None
+                primary = table == entity.primary_source.table
+                now, last = counts[table], previous.get(entity.name) if primary else None
+                rows.append(
+                    {
+                        "entity": entity.name,
+                        "table": table,
+                        "primary": primary,
+                        "rows": now,
+                        "last_run": last,
+                        "change": None if now is None or last is None else now - last,
+                    }
+                )
     return rows
 
 
@@ -224,25 +284,65 @@ def legacy_checks(legacy_dsn: str, result: Preflight, previous: dict[str, int]) 
         expected = json.loads(EXPECTED_COLUMNS.read_text(encoding="utf-8"))
         catalog = legacy_catalog(conn, sorted(spec_columns()))
         result.checks.extend(drift_checks(catalog, expected))
-        result.volumes = volumes(conn, catalog, previous)
+        privileges, unreadable = select_privileges(conn, catalog)
+        result.checks.append(privileges)
+        result.volumes = volumes(conn, set(catalog) - unreadable, previous)
         result.defects = defect_profile(conn)
-        result.checks.append(_source_size(conn, catalog))
+        result.staging_bytes = _source_size(conn, catalog)
 
 
-def _source_size(conn: psycopg.Connection[Any], catalog: dict[str, dict[str, str]]) -> Check:
-    """How much staging one phase needs at most: the legacy tables the specs read."""
+def _source_size(conn: psycopg.Connection[Any], catalog: dict[str, dict[str, str]]) -> int:
+    """How much staging one phase needs at most: the legacy tables the specs read (bytes)."""
     size = conn.execute(
         "select coalesce(sum(pg_total_relation_size(('public.' || quote_ident(t))::regclass)), 0)"
         " from unnest(%s::text[]) as t",
         (sorted(catalog),),
     ).fetchone()
-    megabytes = int(size[0]) // 2**20 if size else 0
+    return int(size[0]) if size else 0
+
+
+def _local_data_directory(target_dsn: str) -> Path | None:
+    """The target's data directory when this machine can see it (a local server), else None.
+
+    Local means: reached through a Unix socket or the loopback address, and the directory
+    the server reports holds its ``PG_VERSION`` here. Reading the setting needs superuser or
+    ``pg_read_all_settings``; without it the space is not checked.
+    """
+    host = psycopg.conninfo.conninfo_to_dict(target_dsn).get("host") or ""
+    if not (str(host).startswith("/") or host in ("localhost", "127.0.0.1", "::1")):
+        return None
+    try:
+        with connect(target_dsn, application_name="migration:preflight") as conn:
+            row = conn.execute(read_sql("preflight/target_data_directory.sql")).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    directory = Path(str(row[0])) if row else None
+    return directory if directory and (directory / "PG_VERSION").is_file() else None
+
+
+def staging_space_check(target_dsn: str, needed: int) -> Check:
+    """Free space where the target server writes staging against what a phase stages.
+
+    Measured when the server is local (its data directory's file system); otherwise the
+    server's free disk is not visible from here and the check says "not checked".
+    """
+    megabytes = needed // 2**20
+    directory = _local_data_directory(target_dsn)
+    if directory is None:
+        return Check(
+            "space",
+            "staging",
+            "not checked",
+            f"staging needs at most about {megabytes} MB in the target database (the legacy "
+            "tables the specs read); the target server's free disk is not visible from here",
+        )
+    free = shutil.disk_usage(directory).free
     return Check(
         "space",
         "staging",
-        "ok",
-        f"staging needs at most about {megabytes} MB in the target database (the legacy tables "
-        "the specs read); the server's free disk is not visible through SQL",
+        "ok" if free >= needed else "fail",
+        f"{free // 2**20} MB free on the target server's data file system, {megabytes} MB "
+        "needed (the legacy tables the specs read)",
     )
 
 
@@ -343,6 +443,8 @@ def run_preflight(legacy_dsn: str, target_dsn: str) -> Preflight:
     result = Preflight(started_at=datetime.now(UTC).isoformat())
     state = target_checks(target_dsn, result)
     legacy_checks(legacy_dsn, result, _previous_source_rows(target_dsn) if state else {})
+    if state:
+        result.checks.append(staging_space_check(target_dsn, result.staging_bytes))
     tool_checks(legacy_dsn, target_dsn, result, state)
     return result
 

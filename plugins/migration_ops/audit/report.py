@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from migration_ops import rule_catalog
 from migration_ops.audit import charts, pages
 from migration_ops.db import connect, read_sql, scalar
 from migration_ops.reports import RECONCILIATION_KEYS
@@ -31,18 +32,6 @@ HAS_METHOD = """
     )
 """
 
-#: How to fix a quarantined row, by the rule's family (its name's last word).
-FIXES = {
-    "resolves": "the parent was not migrated: fix or migrate the parent (by legacy id), rerun",
-    "migrated": "the row's parent is quarantined or missing: fix the parent first, rerun",
-    "format": "correct the value in legacy (the id is in migration.quarantine), rerun",
-    "known": "an unmapped code: add it to the reference map (include/transforms) or fix legacy",
-    "present": "a required value is empty in legacy: fill it there, rerun",
-    "unique": "duplicate legacy values: merge or correct the duplicates in legacy, rerun",
-    "fraction": "a value out of range in legacy: correct it there, rerun",
-    "iso": "a value out of range in legacy: correct it there, rerun",
-}
-
 
 @cache
 def rule_meanings() -> dict[str, str]:
@@ -56,10 +45,17 @@ def rule_meanings() -> dict[str, str]:
     return meanings
 
 
+@cache
+def _catalog_fixes() -> dict[str, str]:
+    return {rule: fix for rule, _, fix in rule_catalog.row_level_rules()}
+
+
 def fix_for(rule: str) -> str:
-    """Value-free advice for a quarantined row of ``rule``."""
-    family = rule.rsplit("_", 1)[-1]
-    return FIXES.get(family, "see the rule's meaning and docs/mapping.md; fix legacy, rerun")
+    """Value-free advice for a quarantined row of ``rule``.
+
+    The rule catalog's fix: one source with docs/troubleshooting.md.
+    """
+    return _catalog_fixes().get(rule) or rule_catalog.fix_for(rule)
 
 
 def _query(target_dsn: str, path: str, run_id: str) -> list[tuple[Any, ...]]:
@@ -104,8 +100,16 @@ def collect_audit(target_dsn: str, run_id: str) -> dict[str, Any]:
             for r in _query(target_dsn, "audit/report_backups.sql", run_id)
         ],
         "timings": [
-            {"entity": e, "seconds": round(s or 0, 2), "verify_seconds": round(v or 0, 2)}
-            for e, s, v in _query(target_dsn, "audit/report_timings.sql", run_id)
+            {
+                "entity": entity,
+                "step": step,
+                "start": round(start, 3),
+                "seconds": round(seconds, 3),
+                "succeeded": succeeded,
+            }
+            for entity, step, start, seconds, succeeded in _query(
+                target_dsn, "audit/report_timings.sql", run_id
+            )
         ],
     }
 
@@ -124,15 +128,15 @@ def _charts(data: dict[str, Any], audit: dict[str, Any], out: Path) -> list[str]
         xlabel="rows held back",
     )
     figures.append(pages.figure("charts/quarantine.svg", "Quarantined rows per rule (this run)"))
-    seconds = {t["entity"]: t["seconds"] for t in audit["timings"]}
-    if seconds:
-        charts.counts(
-            seconds,
-            out / "charts" / "time.svg",
-            title="Time per entity",
-            xlabel="seconds (transform → checkpoint, including the row comparison)",
+    if audit["timings"]:
+        charts.steps(audit["timings"], out / "charts" / "time.svg")
+        figures.append(
+            pages.figure(
+                "charts/time.svg",
+                "Time per step and entity: each bar spans the step's own recorded start and end "
+                "(migration.step_timings), so entities that ran in parallel overlap",
+            )
         )
-        figures.append(pages.figure("charts/time.svg", "Seconds per entity"))
     return figures
 
 

@@ -13,6 +13,12 @@ Checksum first, drill down only on a difference (pt-table-checksum): one aggrega
 temporary tables or a join (``audit/row_checksums.sql``, method ``checksum``); any difference
 runs the full comparison (method ``row_by_row``), so findings stay exact by id and column.
 
+Foreign keys the load resolves after its upsert (``load/*link*.sql``: a profile's doctor, office
+and survivor, a category's parent) are not staged: they are compared as the legacy id of the
+row they point at (target side) against the legacy id the legacy side expects (the staged raw
+id, or the de-duplication's survivor), both resolved through the target's unique legacy-id
+index (``audit/resolved_key.sql``). A wrong link is a mismatch named by the key's column.
+
 Two callers: the phase pipeline right after each entity's load, while its staging still
 exists (``mode='after_load'``, legacy side ``__validated``), and ``verify_target``, which
 re-stages a fresh snapshot under a verification run (``mode='verify_target'``, legacy side
@@ -46,6 +52,41 @@ ROW_BY_ROW = "row_by_row"
 #: target holds a value the entity's transform never produced. Excluded from the comparison
 #: in ``verify_target`` only (right after the load nothing has rewritten them yet).
 REWRITTEN_LATER: dict[str, tuple[str, ...]] = {}
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """A foreign key filled by the entity's post-load SQL, compared by the legacy id it names.
+
+    Attributes:
+        column: the target's foreign-key column (a uuid of ``parent``'s ``id``).
+        parent: the parent's target table.
+        parent_key: the parent's legacy-id column (unique).
+        raw: the staged column holding the parent's legacy id; empty when the expectation is
+            the de-duplication's survivor (``audit/expected_survivor.sql``).
+    """
+
+    column: str
+    parent: str
+    parent_key: str
+    raw: str = ""
+
+
+#: Per entity, the keys its ``post_load_sql`` resolves (``include/sql/load/*link*.sql``).
+RESOLVED_KEYS: dict[str, tuple[ResolvedKey, ...]] = {
+    "profiles": (
+        ResolvedKey(
+            "patient_doctor_id", "public.profiles", "legacy_user_id", "legacy_doctor_user_id"
+        ),
+        ResolvedKey("patient_office_id", "public.offices", "legacy_office_id", "legacy_office_id"),
+        ResolvedKey("merged_into", "public.profiles", "legacy_user_id"),
+    ),
+    "workflow_categories": (
+        ResolvedKey(
+            "parent_id", "public.workflow_categories", "legacy_category_id", "legacy_parent_id"
+        ),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -102,12 +143,49 @@ def mapped_columns(
     return [(str(name), str(kind)) for name, kind in rows]
 
 
-def _parts(columns: list[tuple[str, str]]) -> dict[str, sql.Composable]:
-    legacy = [sql.SQL("s.{}::{}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns]
-    target = [sql.SQL("t.{}").format(sql.Identifier(c)) for c, _ in columns]
+def _sql_parts(name: str) -> list[str]:
+    """The expressions of an SQL file, each on one line without the file's comments.
+
+    One line, because the callers' files name ``{legacy_columns}`` in their own header
+    comments too: a line break there would end the comment in the middle of the expression.
+    """
+    return [
+        " ".join(line.strip() for line in part.splitlines() if not line.strip().startswith("--"))
+        for part in _split(read_sql(name))
+    ]
+
+
+def _resolved(entity: EntitySpec, key: ResolvedKey) -> tuple[sql.Composable, sql.Composable]:
+    """(legacy side, target side) expressions of one resolved key (``audit/resolved_key.sql``)."""
+    expected: sql.Composable = sql.SQL("s.{}").format(sql.Identifier(key.raw))
+    if not key.raw:
+        (survivor,) = _sql_parts("audit/expected_survivor.sql")
+        expected = sql.SQL(survivor).format(key=sql.Identifier(entity.key))
+    target, legacy = (
+        sql.SQL(part).format(
+            parent=qualified(key.parent),
+            parent_key=sql.Identifier(key.parent_key),
+            column=sql.Identifier(key.column),
+            expected=expected,
+        )
+        for part in _sql_parts("audit/resolved_key.sql")
+    )
+    return legacy, target
+
+
+def _parts(
+    columns: list[tuple[str, str]], resolved: list[tuple[str, sql.Composable, sql.Composable]]
+) -> dict[str, sql.Composable]:
+    legacy: list[sql.Composable] = [
+        sql.SQL("s.{}::{}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns
+    ]
+    target: list[sql.Composable] = [sql.SQL("t.{}").format(sql.Identifier(c)) for c, _ in columns]
+    names = [c for c, _ in columns] + [c for c, _, _ in resolved]
+    legacy += [expression for _, expression, _ in resolved]
+    target += [expression for _, _, expression in resolved]
     checks = [
         sql.SQL("({}, {} is distinct from {})").format(sql.Literal(c), s, t)
-        for (c, _), s, t in zip(columns, legacy, target, strict=True)
+        for c, s, t in zip(names, legacy, target, strict=True)
     ]
     return {
         "legacy_columns": sql.SQL(", ").join(legacy),
@@ -179,6 +257,11 @@ def compare(
     if entity.key not in {c for c, _ in columns}:
         raise MigrationError(entity.name, f"staged rows lack the legacy id {entity.key}", rule=RULE)
     removable, key_unique = _target_shape(conn, entity)
+    resolved = [
+        (key.column, *_resolved(entity, key))
+        for key in RESOLVED_KEYS.get(entity.name, ())
+        if key.column not in exclude_columns
+    ]
     legacy_filter = sql.SQL(
         "and not exists (select 1 from migration.quarantine as q where q.entity = {} "
         "and q.legacy_id = s.{}::bigint and q.resolved_at is null)"
@@ -192,7 +275,7 @@ def compare(
         "universe": qualified(entity.staging_table("transformed")),
         "key": sql.Identifier(entity.key),
         "legacy_filter": legacy_filter,
-        **_parts(columns),
+        **_parts(columns, resolved),
     }
     conn.execute(
         "delete from migration.row_findings where run_id = %s and entity = %s",

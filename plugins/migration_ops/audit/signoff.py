@@ -5,7 +5,9 @@ comparison of that run and its verified backup; then the latest ``verify_target`
 whole target. Each figure names the query it comes from (``include/sql/audit/signoff_*.sql``
 and the tables in ``docs/auditor-guide.md``), so it can be re-checked by hand. The verdict
 is "ready to sign" only when every phase validated and balanced, no row differs, and the
-latest whole-target verification (if any) passed.
+latest whole-target verification (if any) passed. Rewritten after every phase run and every
+``verify_target``, failed or not, so it always shows the latest state; archived beside the
+backups (with the latest preflight page) when reports are archived.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from include.entities import PHASES
-from migration_ops.audit import pages
+from migration_ops.audit import archive, pages
 from migration_ops.audit.row_validation import ensure_schema
 from migration_ops.db import connect, read_sql
 from migration_ops.settings import reports_dir
@@ -202,6 +204,11 @@ def _body(data: dict[str, Any], reasons: list[str], directory: Path) -> list[str
     ]
 
 
+def path(directory: Path | None = None) -> Path:
+    """Where :func:`write` writes the summary page (``<reports>/signoff/signoff.html``)."""
+    return (directory or reports_dir()) / "signoff" / "signoff.html"
+
+
 def write(target_dsn: str, directory: Path | None = None) -> Path:
     """Write ``signoff/signoff.html`` and ``signoff.json`` in the reports directory."""
     directory = directory or reports_dir()
@@ -209,9 +216,13 @@ def write(target_dsn: str, directory: Path | None = None) -> Path:
     reasons = verdict(data)
     data["ready_to_sign"] = not reasons
     data["reasons"] = reasons
-    out = directory / "signoff"
+    out = path(directory).parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "signoff.json").write_text(json.dumps(data, indent=2, default=str), "utf-8")
     page = pages.page("Migration sign-off summary", _body(data, reasons, directory))
     (out / "signoff.html").write_text(page, "utf-8")
+    if archive.enabled():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        preflight = sorted(directory.glob("preflight-*/"))[-1:]
+        archive.archive(target_dsn, archive.SIGNOFF, out, name=f"signoff-{stamp}", also=preflight)
     return out / "signoff.html"

@@ -7,9 +7,10 @@ time-dependent rules decide as they did), compares the transformed rows (minus t
 quarantine) with the target by legacy id and drops the staging again: ids and hashes are all
 that outlives it (decision 0010).
 
-A verification run is a row of ``migration.runs`` with phase 0 (no phase gate reads phase 0),
-because staging ownership references a run. It refuses to start while a phase run is running:
-claiming staging would take it away from that run.
+A verification run is a row of ``migration.runs`` with phase -1 (:data:`VERIFY_PHASE`; no
+phase gate reads it, and 0 is the nightly sync), because staging ownership references a run.
+It refuses to start while a phase run is running: claiming staging would take it away from
+that run.
 """
 
 from __future__ import annotations
