@@ -65,6 +65,11 @@ FIX_BY_RULE = {
         "decide the content type's target: add it to the entity's generic-relation "
         "configuration (include/entities), or leave the row quarantined on purpose"
     ),
+    "messages.target_type_namesake": (
+        "check which model the record really points at: map that app's model in the entity's "
+        "generic-relation configuration (include/entities) if it belongs in the target, or "
+        "correct the record's content type in legacy; never map it onto the same-named model"
+    ),
     "messages.target_exists": (
         "the message points at a legacy row that does not exist: restore that row or point "
         "the message at the right one in legacy, rerun"

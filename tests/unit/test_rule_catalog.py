@@ -33,5 +33,9 @@ def test_every_rule_has_a_specific_fix_and_reports_use_it() -> None:
     fixes = {rule: fix for rule, _, fix in rule_catalog.row_level_rules()}
     assert [rule for rule, fix in fixes.items() if fix == generic] == []
     assert fixes["messages.target_exists"] == rule_catalog.FIX_BY_RULE["messages.target_exists"]
+    assert (
+        fixes["messages.target_type_namesake"]
+        == rule_catalog.FIX_BY_RULE["messages.target_type_namesake"]
+    )
     assert fixes["orders.patient_resolves"] == rule_catalog.FIX_BY_FAMILY["resolves"]
     assert {rule: report.fix_for(rule) for rule in fixes} == fixes
