@@ -132,3 +132,20 @@ def test_the_sync_runs_every_entity_in_phase_order_nightly(dagbag) -> None:
     # phase 2 entities wait for every phase 1 entity (their parents are in the target by then)
     orders = dag.get_task("orders.transform").upstream_task_ids
     assert {"extract", "profiles.checkpoint", "offices.checkpoint", "jaws.checkpoint"} <= orders
+
+
+def test_phase_5_also_runs_after_every_nightly_sync(dagbag) -> None:
+    """The sync's changes reach the queue through the triggers; phase 5 embeds them that night."""
+    from include.entities import SYNC, get_phase
+
+    dag = dagbag.dags[get_phase(5).dag_id]
+    condition = dag.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny", "either Asset triggers a run"
+    assert sorted(a.uri for a in condition.objects) == [
+        "migration://phase-4/validated",
+        SYNC.asset_uri,
+    ]
+    assert SYNC.asset_uri == "migration://sync/completed"
+    for number in (2, 3, 4):
+        other = dagbag.dags[get_phase(number).dag_id].timetable.asset_condition
+        assert [a.uri for a in other.objects] == [f"migration://phase-{number - 1}/validated"]
