@@ -3,7 +3,8 @@
 The query text is embedded with the configured provider and answered by
 ``public.match_<entity>`` over that provider's vectors only (its model id: after a provider
 change, rows not re-embedded yet are left out rather than compared across models): the SQL
-function Supabase clients call by RPC, under RLS. Only legacy ids and similarities come back; the query text is never logged.
+function Supabase clients call by RPC, under RLS. Only legacy ids and similarities come
+back; the query text is never logged.
 """
 
 from __future__ import annotations
