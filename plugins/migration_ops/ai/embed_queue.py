@@ -44,7 +44,6 @@ class QueueStats:
     batches: int = 0
     dead_rows: int = 0
     removed_rows: int = 0
-    requeued_rows: int = 0
 
     def add(self, other: QueueStats) -> None:
         """Accumulate another batch's counts."""
@@ -249,8 +248,9 @@ def purge_removed(target_dsn: str, spec: EmbeddingSpec) -> int:
 def requeue_other_model(target_dsn: str, spec: EmbeddingSpec, model: str) -> int:
     """Queue again the rows embedded with another model than ``model`` (a provider change).
 
-    Their vectors stay searchable under their own model id until the queue replaces them;
-    ``match_<entity>`` compares a query only with vectors of its own model. Returns the rows.
+    Phase 5's embed step calls it before working the queue. Their vectors stay searchable
+    under their own model id until the queue replaces them; ``match_<entity>`` compares a
+    query only with vectors of its own model. Returns the rows queued again.
     """
     with connect(target_dsn, application_name=f"migration:embed:{spec.queue_entity}") as conn:
         return conn.execute(
@@ -271,13 +271,9 @@ def process_queue(
     """Work the entity's queue until no row is pending: every row ends done or dead.
 
     Rows waiting for their backoff are waited for (at most ``max_wait_seconds`` each time).
-    Rows gone from legacy are purged first (:func:`purge_removed`), rows embedded with
-    another model queued again (:func:`requeue_other_model`).
+    Rows gone from legacy are purged first (:func:`purge_removed`).
     """
-    stats = QueueStats(
-        removed_rows=purge_removed(target_dsn, spec),
-        requeued_rows=requeue_other_model(target_dsn, spec, provider.model_id),
-    )
+    stats = QueueStats(removed_rows=purge_removed(target_dsn, spec))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
         while True:
             batch = process_batch(
