@@ -162,13 +162,13 @@ def plan_rollback(
             "select run_id from migration.runs where status = 'running' and (phase >= %s or %s)",
             (phase_number, mode == "restore"),
         ).fetchall()
+        _check_dify_reachable(conn, phase_number)
     if running:
         raise RollbackRefused(
             f"runs in progress: {[r[0] for r in running]}. Wait for them to finish (or mark a "
             "run whose worker died as failed) before rolling back",
             rule="rollback.run_in_progress",
         )
-        _check_dify_reachable(conn, phase_number)
     phases = covered_phases(phase_number)
     later = {
         p.number: total

@@ -3,11 +3,14 @@ Supabase-shaped target as the non-superuser role: queue, vectors, triggers, sear
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from include.entities import get_phase
 from migration_ops import local_env, runs
@@ -182,40 +185,78 @@ def _unique_message(target: str) -> tuple[int, str]:
     )[0]
 
 
-def test_search_finds_the_message_and_uses_the_hnsw_index(migrated: Migrated) -> None:
+def test_search_finds_the_message(migrated: Migrated) -> None:
     legacy_id, content = _unique_message(migrated.target)
     hits = search.search(migrated.target, "messages", content, HashingProvider(), k=5)
     assert len(hits) == 5
     assert hits[0].legacy_id == legacy_id and hits[0].similarity == pytest.approx(1.0, abs=1e-5)
     assert all(h.similarity < 0.999 for h in hits[1:]), "one exact match only"
     assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
+
+
+STAFF_TYPES = "('technician', 'master', 'admin', 'sales_person', 'support_agent')"
+
+
+def _as_caller(conn: Any, role: str, sub: str | None, vector: str) -> list[Any]:
+    """match_messages as PostgREST calls it: the API role, the JWT's claims in the setting."""
+    conn.execute("reset role")
+    claims = json.dumps({"sub": sub, "role": role}) if sub else ""
+    conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+    conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+    rows = conn.execute(
+        "select id from public.match_messages(%s::vector(1024), -1.0, 200)", (vector,)
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_match_function_respects_rls_by_jwt_claims(migrated: Migrated) -> None:
+    """Staff see what service_role sees; a doctor only their patients' and orders' messages."""
+    staff_uid, doctor_uid, stranger_uid = (str(uuid.uuid4()) for _ in range(3))
     with connect(migrated.target) as conn:
         queue.use_vector(conn)
-        conn.execute("set local enable_seqscan = off")  # a tiny table: force the planner's hand
-        vector = queue.vector_literal(HashingProvider().embed([content])[0])
-        plan = "\n".join(
+        staff = conn.execute(
+            f"select min(id::text)::uuid from public.profiles where is_active "
+            f"and profile_type in {STAFF_TYPES}"
+        ).fetchone()[0]
+        doctor, message, content = conn.execute(
+            "select p.patient_doctor_id, min(m.id::text)::uuid, m.content "
+            "from public.messages as m join public.profiles as p on p.id = m.patient_id "
+            "where p.patient_doctor_id is not null and m.content is not null "
+            "group by p.patient_doctor_id, m.content "
+            "having count(*) = 1 and (select count(*) from public.messages as o "
+            "where o.content = m.content) = 1 order by 2 limit 1"
+        ).fetchone()
+        conn.execute(
+            "update public.profiles set auth_user_id = %s where id = %s", (staff_uid, staff)
+        )
+        conn.execute(
+            "update public.profiles set auth_user_id = %s where id = %s", (doctor_uid, doctor)
+        )
+        visible = {
             r[0]
             for r in conn.execute(
-                "explain select row_id from public.message_embeddings "
-                "order by embedding <=> %s::vector(1024) limit 5",
-                (vector,),
+                "select m.id from public.messages as m "
+                "left join public.profiles as p on p.id = m.patient_id "
+                "left join public.orders as o on o.id = m.order_id "
+                "where %(d)s in (m.author_id, m.recipient_id, p.patient_doctor_id, o.doctor_id) "
+                "or (m.patient_id = %(d)s and m.is_public is not false)",
+                {"d": doctor},
             ).fetchall()
-        )
-    assert "Index Scan using message_embeddings_hnsw on message_embeddings" in plan
-
-
-def test_match_function_respects_rls(migrated: Migrated) -> None:
-    _, content = _unique_message(migrated.target)
-    vector = queue.vector_literal(HashingProvider().embed([content])[0])
-    counted = {}
-    for role in ("authenticated", "service_role"):
-        with connect(migrated.target) as conn:
-            queue.use_vector(conn)
-            conn.execute(f"set local role {role}")
-            counted[role] = conn.execute(
-                "select count(*) from public.match_messages(%s::vector(1024), 0.0, 5)", (vector,)
-            ).fetchone()[0]
-    assert counted == {"authenticated": 0, "service_role": 5}
+        }
+        vector = queue.vector_literal(HashingProvider().embed([content])[0])
+        seen = {
+            "service_role": _as_caller(conn, "service_role", None, vector),
+            "staff": _as_caller(conn, "authenticated", staff_uid, vector),
+            "doctor": _as_caller(conn, "authenticated", doctor_uid, vector),
+            "stranger": _as_caller(conn, "authenticated", stranger_uid, vector),
+            "anonymous JWT": _as_caller(conn, "authenticated", None, vector),
+        }
+        conn.rollback()  # the auth ids were set for this test only
+    assert len(seen["service_role"]) == 200 and seen["staff"] == seen["service_role"]
+    assert seen["doctor"][0] == message and set(seen["doctor"]) <= visible
+    hidden = set(seen["service_role"]) - visible
+    assert hidden and not hidden & set(seen["doctor"]), "what the doctor may not see is left out"
+    assert seen["stranger"] == seen["anonymous JWT"] == []
 
 
 def test_a_throttled_row_is_dead_lettered_after_three_attempts(
