@@ -195,6 +195,7 @@ def test_a_row_marked_removed_loses_its_vectors_queue_row_and_search_hits(target
     _enable(target)
     embed_queue.process_queue(target, MESSAGES, HashingProvider())
     _mark_removed(target, 1)
+    assert [r[0] for r in _queue(target)] == [2, 3], "the update trigger dropped its queue row"
     hits = search.search(target, "messages", TEXTS[0], HashingProvider())
     assert [h.legacy_id for h in hits] == [2], "filtered by match_messages before the embed step"
     stats = embed_queue.process_queue(target, MESSAGES, HashingProvider())

@@ -138,8 +138,8 @@ comment on table migration.embedding_queue is
 
 -- the enqueue trigger: one statement-level function for every embeddable table (tg_argv[0] is
 -- the entity). Set-based over the transition table; a row is re-queued only when the hash of
--- its builder text changed; a row marked legacy_removed_at is not queued (the embed step
--- purges its queue row and vectors: ai/purge_removed.sql). security definer: an API user updating a row may not write the
+-- its builder text changed; a row marked legacy_removed_at is not queued and loses its queue
+-- row (the embed step purges its vectors: ai/purge_removed.sql). security definer: an API user updating a row may not write the
 -- migration schema itself.
 create or replace function migration.enqueue_embeddings() returns trigger
 language plpgsql security definer set search_path from current
@@ -149,6 +149,15 @@ begin
         execute 'delete from migration.embedding_queue as q using old_rows as o '
                 'where q.entity = $1 and q.row_id = o.id' using tg_argv[0];
         return null;
+    end if;
+    -- a row the sync just marked legacy_removed_at leaves the queue at once, as a deleted row
+    -- does (phase 5's next extract does not stage it; its vectors go in the embed step).
+    if tg_op = 'UPDATE' then
+        execute format($q$
+            delete from migration.embedding_queue as q using new_rows as n
+            join %s as p on p.id = n.id
+            where q.entity = $1 and q.row_id = p.id and migration.legacy_removed(p)
+        $q$, tg_relid::regclass) using tg_argv[0];
     end if;
     -- joined back to the table: its row type picks the entity's builder (the transition
     -- table's rows are anonymous records), and an after-statement trigger sees the new rows.

@@ -228,7 +228,8 @@ def purge_removed(target_dsn: str, spec: EmbeddingSpec) -> int:
     """Delete the vectors and queue rows of rows the sync marked ``legacy_removed_at``.
 
     A row gone from legacy is treated as deleted (``ai/purge_removed.sql``); before any sync
-    the column does not exist and nothing is gone. Returns the queue rows deleted.
+    the column does not exist and nothing is gone. Returns the rows that lost vectors or a
+    queue row.
     """
     with connect(target_dsn, application_name=f"migration:embed:{spec.queue_entity}") as conn:
         removable = conn.execute(
@@ -242,7 +243,7 @@ def purge_removed(target_dsn: str, spec: EmbeddingSpec) -> int:
             parent=qualified(spec.parent_table), vectors=qualified(spec.vectors_table)
         )
         row = conn.execute(statement, {"entity": spec.queue_entity}).fetchone()
-    return int(row[1]) if row else 0
+    return int(row[0]) if row else 0
 
 
 def requeue_other_model(target_dsn: str, spec: EmbeddingSpec, model: str) -> int:
