@@ -147,9 +147,9 @@ def sync_entity(
         target_dsn, application_name=f"migration:dify:{spec.queue_entity}", autocommit=True
     ) as conn:
         _poll_pending(client, conn, spec, stats, poll_delay)
+        technique = settings.indexing_technique
         for start in range(0, len(upserts), GROUP):
             group = upserts[start : start + GROUP]
-            technique = settings.indexing_technique
             _upsert_group(client, conn, dataset_id, spec, group, stats, technique)
             _poll_pending(client, conn, spec, stats, poll_delay)
     log.info("%s: dify sync %s", spec.queue_entity, stats)
