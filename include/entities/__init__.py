@@ -6,7 +6,7 @@ from include.entities.phase1_core import PHASE_1
 from include.entities.phase2_relationships import PHASE_2
 from include.entities.phase3_communication import PHASE_3
 from include.entities.phase4_workflow import PHASE_4
-from include.entities.phase5_ai import PHASE_5
+from include.entities.phase5_ai import PHASE_5, SYNC_COMPLETED
 from include.entities.spec import EntitySpec, PhaseSpec
 
 #: Phases in order; a phase may only run once the one before it has validated.
@@ -37,7 +37,7 @@ SYNC = PhaseSpec(
         "target/110_dedup.sql",
     ),
     dag="incremental_sync",
-    asset="migration://sync/completed",
+    asset=SYNC_COMPLETED,
 )
 
 

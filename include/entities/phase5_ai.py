@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from include.entities.spec import EmbeddingSpec, EntitySpec, PhaseSpec, Rollback, SourceTable
 
+#: The Asset the nightly sync emits when it completed (``include.entities.SYNC``).
+SYNC_COMPLETED = "migration://sync/completed"
 #: Post-load SQL of every phase 5 entity: the enqueue triggers go on once the queue is filled.
 ENABLE_TRIGGERS = "ai/enable_embedding_triggers.sql"
 #: A rollback removes the vectors and the Dify mapping, and switches the triggers off, before
@@ -82,4 +84,7 @@ PHASE_5 = PhaseSpec(
     title="AI: embedding queue, vectors, semantic search, Dify knowledge",
     entities=(EMBED_PROFILES, EMBED_ORDERS, EMBED_MESSAGES, EMBED_PROJECTS),
     schema_sql=("target/500_phase5_ai.sql",),
+    # the nightly sync's Asset (``SYNC.asset``): its changes reach the queue through the
+    # enqueue triggers and are embedded and sent to Dify by the phase 5 run that follows
+    also_after=(SYNC_COMPLETED,),
 )

@@ -356,6 +356,9 @@ class PhaseSpec:
         schema_sql: target DDL files (under ``include/sql``) applied idempotently at start.
         dag: DAG id when it is not ``migrate_phase_<number>_<name>`` (the sync's).
         asset: Asset URI when it is not ``migration://phase-<number>/validated``.
+        also_after: further Asset URIs that schedule the phase besides the previous phase's
+            (any one of them triggers a run): phase 5 also runs after every nightly sync, so
+            the rows the sync changed are embedded and indexed the same night.
     """
 
     number: int
@@ -365,6 +368,7 @@ class PhaseSpec:
     schema_sql: tuple[str, ...] = field(default=())
     dag: str = ""
     asset: str = ""
+    also_after: tuple[str, ...] = ()
 
     @property
     def dag_id(self) -> str:

@@ -564,10 +564,18 @@ def _entity_groups(phase: PhaseSpec, run: Any, staged: Any) -> dict[str, TaskGro
 
 
 def _schedule(phase: PhaseSpec) -> Any:
-    """The previous phase's Asset; the sync's cron (``MIGRATION_SYNC_SCHEDULE``, nightly)."""
+    """The previous phase's Asset (or any ``also_after`` one); the sync's nightly cron.
+
+    The sync's cron is ``MIGRATION_SYNC_SCHEDULE`` (default 02:00).
+    """
     if phase.number == SYNC_PHASE:
         return os.environ.get("MIGRATION_SYNC_SCHEDULE", "0 2 * * *")
-    return [Asset(get_phase(phase.number - 1).asset_uri)] if phase.number > 1 else None
+    if phase.number == 1:
+        return None
+    condition: Any = Asset(get_phase(phase.number - 1).asset_uri)
+    for uri in phase.also_after:
+        condition = condition | Asset(uri)
+    return [condition] if not phase.also_after else condition
 
 
 def build_phase_dag(phase: PhaseSpec) -> DAG:

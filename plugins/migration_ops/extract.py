@@ -203,14 +203,24 @@ def _stage_target_table(
 ) -> int:
     """Stage columns of a target ``public`` table (phase 5 reads migrated rows, not legacy).
 
-    In the claiming transaction, so the staged copy and the claim commit together.
+    Rows the sync marked ``legacy_removed_at`` (the column exists once a sync ran) are gone
+    from legacy and are not staged: phase 5 treats them as deleted. In the claiming
+    transaction, so the staged copy and the claim commit together.
     """
     staged = qualified(entity.staging_table(table.table))
+    source = sql.Identifier("public", table.table)
+    removable = scalar(
+        target,
+        "select true from pg_attribute where attrelid = %s::regclass "
+        "and attname = 'legacy_removed_at' and not attisdropped",
+        (f"public.{table.table}",),
+    )
     target.execute(
-        sql.SQL("create unlogged table {} as select {} from {}").format(
+        sql.SQL("create unlogged table {} as select {} from {} {}").format(
             staged,
             sql.SQL(", ").join(sql.Identifier(name) for name in table.columns),
-            sql.Identifier("public", table.table),
+            source,
+            sql.SQL("where legacy_removed_at is null" if removable else ""),
         )
     )
     rows = int(scalar(target, sql.SQL("select count(*) from {}").format(staged)))

@@ -272,6 +272,7 @@ def _route(
             "dataset": parts[1],
             "name": body["name"],
             "text": body["text"],
+            "indexing_technique": body.get("indexing_technique"),
         }
         return 200, {
             "document": state.document_body(document_id),

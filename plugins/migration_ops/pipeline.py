@@ -252,10 +252,12 @@ def embed_step(
         raise MigrationError(entity.name, str(exc), rule="embed.provider_configured") from None
     with errors_without_values(entity.name, "embed"):
         guard(target_dsn, run, entity)
+        # a provider change: rows of another model are embedded again with this one
+        requeued = embed_queue.requeue_other_model(target_dsn, entity.embedding, chosen.model_id)
         stats = embed_queue.process_queue(
             target_dsn, entity.embedding, chosen, workers=workers, backoff_seconds=backoff_seconds
         )
-    return dict(vars(stats))
+    return {**vars(stats), "requeued_rows": requeued}
 
 
 @reusing_connections()

@@ -107,13 +107,15 @@ def _entity_statement(path: str, entity: EntitySpec) -> sql.Composed:
 
 
 def _rollback_settings(conn: psycopg.Connection[Any], entity: EntitySpec) -> None:
-    set_run_settings(
-        conn,
-        {
-            "phase": entity.phase,
-            "rollback_all_rows": "true" if entity.rollback.all_rows else "false",
-        },
-    )
+    settings: dict[str, object] = {
+        "phase": entity.phase,
+        "rollback_all_rows": "true" if entity.rollback.all_rows else "false",
+    }
+    if entity.embedding is not None:
+        # phase 5's before_sql removes this entity's vectors only, never another entity's
+        settings["embedding_entity"] = entity.embedding.queue_entity
+        settings["embedding_vectors"] = entity.embedding.vectors_table
+    set_run_settings(conn, settings)
 
 
 def entity_rows(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
@@ -160,6 +162,7 @@ def plan_rollback(
             "select run_id from migration.runs where status = 'running' and (phase >= %s or %s)",
             (phase_number, mode == "restore"),
         ).fetchall()
+        _check_dify_reachable(conn, phase_number)
     if running:
         raise RollbackRefused(
             f"runs in progress: {[r[0] for r in running]}. Wait for them to finish (or mark a "
@@ -254,12 +257,54 @@ def delete_entity_rows(target_dsn: str, entity: EntitySpec) -> int:
     return deleted
 
 
+def _mapped_documents(conn: psycopg.Connection[Any], entity: EntitySpec) -> int:
+    """Phase 5: how many Dify documents the entity's mapping rows name (0 before phase 5)."""
+    if entity.embedding is None or not _table_exists(conn, "migration.dify_documents"):
+        return 0
+    return int(
+        scalar(
+            conn,
+            "select count(*) from migration.dify_documents where entity = %s",
+            (entity.embedding.queue_entity,),
+        )
+    )
+
+
+def _dify_unreachable(entity: EntitySpec, mapped: int) -> RollbackRefused:
+    return RollbackRefused(
+        f"{entity.name}: {mapped} Dify documents are mapped but the dify_knowledge connection "
+        "is not configured, so they cannot be deleted; configure it (or delete the documents "
+        "in Dify and their rows in migration.dify_documents) and roll back again",
+        rule="rollback.dify_documents_unreachable",
+    )
+
+
+def _check_dify_reachable(conn: psycopg.Connection[Any], phase_number: int) -> None:
+    """Refuse, before anything changes, a rollback that would leave Dify documents behind."""
+    from migration_ops.ai import dify
+
+    for entity in deletion_order(phase_number):
+        mapped = _mapped_documents(conn, entity)
+        if not mapped:
+            continue
+        configured = dify.configured_client()
+        if configured is None:
+            raise _dify_unreachable(entity, mapped)
+        configured[0].close()
+
+
 def _delete_dify_documents(target_dsn: str, entity: EntitySpec) -> None:
-    """Phase 5: delete the entity's Dify documents (when Dify is configured) before its rows."""
+    """Phase 5: delete the entity's Dify documents before its rows (refused without Dify)."""
     from migration_ops.ai import dify, dify_sync
 
+    if entity.embedding is None:
+        return
     configured = dify.configured_client()
-    if configured is None or entity.embedding is None:
+    if configured is None:
+        with connect(target_dsn, application_name=f"migration:rollback:{entity.name}") as conn:
+            mapped = _mapped_documents(conn, entity)
+        if mapped:
+            raise _dify_unreachable(entity, mapped)
         return
     client, _ = configured
     try:

@@ -96,3 +96,20 @@ def test_make_migrate_says_why_phase_5_does_not_start(
     )
     monkeypatch.setenv("MIGRATION_EMBEDDING_PROVIDER", "bedrock")
     assert cli._provider_configured(get_phase(5)) is True
+
+
+def test_the_provider_is_chosen_by_an_airflow_variable_with_the_env_var_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``AIRFLOW_VAR_<KEY>`` is the Airflow Variable ``<KEY>`` (its environment backend)."""
+    from airflow.sdk import Variable
+
+    from migration_ops.ai.providers import LocalProvider, provider_setting
+
+    monkeypatch.delenv("MIGRATION_EMBEDDING_PROVIDER", raising=False)
+    monkeypatch.setenv("AIRFLOW_VAR_MIGRATION_EMBEDDING_PROVIDER", "Local")
+    assert Variable.get("MIGRATION_EMBEDDING_PROVIDER") == "Local"
+    assert provider_setting() == "local"
+    chosen = configured_provider()
+    assert isinstance(chosen, LocalProvider)
+    assert (chosen.model_id, chosen.native_dimensions) == ("local:wordllama-l2-supercat-256", 256)

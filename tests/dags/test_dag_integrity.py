@@ -169,3 +169,20 @@ def _assert_signs_off_last(dag, upstream: set[str]) -> None:
 
 def test_verify_target_rewrites_the_sign_off_after_every_run(dagbag) -> None:
     _assert_signs_off_last(dagbag.dags["verify_target"], {"verify_target"})
+
+
+def test_phase_5_also_runs_after_every_nightly_sync(dagbag) -> None:
+    """The sync's changes reach the queue through the triggers; phase 5 embeds them that night."""
+    from include.entities import SYNC, get_phase
+
+    dag = dagbag.dags[get_phase(5).dag_id]
+    condition = dag.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny", "either Asset triggers a run"
+    assert sorted(a.uri for a in condition.objects) == [
+        "migration://phase-4/validated",
+        SYNC.asset_uri,
+    ]
+    assert SYNC.asset_uri == "migration://sync/completed"
+    for number in (2, 3, 4):
+        other = dagbag.dags[get_phase(number).dag_id].timetable.asset_condition
+        assert [a.uri for a in other.objects] == [f"migration://phase-{number - 1}/validated"]

@@ -1,13 +1,15 @@
 -- ai/dify_plan.sql
 -- purpose: what the Dify sync of one entity must do, per legacy id: 'create' (text, no
 --          document), 'update' (document whose content hash differs), 'delete' (document whose
---          row is gone or has no text any more); unchanged rows are not returned.
+--          row is gone, marked legacy_removed_at by the sync, or has no text any more);
+--          unchanged rows are not returned.
 -- inputs: identifier {parent} (the embedded table); parameter entity.
 -- idempotent: read only. The text is returned for creates and updates only.
 with current_rows as (
     select migration.embedding_source_key(p) as legacy_id,
            migration.embedding_text(p) as text
     from {parent} as p
+    where not migration.legacy_removed(p)
 ),
 wanted as (
     select legacy_id, text, md5(text) as content_hash

@@ -4,7 +4,7 @@
 --          (migration.embedding_queue, one list partition per entity), the vectors
 --          (public.<entity>_embeddings: vector(1024), HNSW cosine index, RLS through the parent
 --          row), the PostgREST-callable public.match_<entity>(query_embedding, match_threshold,
---          match_count) and the Dify mapping (migration.dify_documents). Statement-level
+--          match_count[, embedding_model]) and the Dify mapping (migration.dify_documents). Statement-level
 --          enqueue triggers on the four tables are created DISABLED; phase 5's load enables them
 --          (ai/enable_embedding_triggers.sql), its rollback disables them again.
 -- inputs: none (applied by phase 5's begin task, after phases 1-4 exist).
@@ -80,6 +80,12 @@ $$;
 comment on function migration.project_embedding_text(text, text, text) is
     'projects: name, type and status.';
 
+-- a row the nightly sync marked legacy_removed_at is gone from legacy: phase 5 treats it as
+-- deleted (no queue row, no vector, no Dify document, never a search hit). Through to_jsonb,
+-- because the column exists only once a sync ran (migration_ops.sync.apply adds it).
+create or replace function migration.legacy_removed(r anyelement) returns boolean
+language sql stable parallel safe as $$ select (to_jsonb(r) ->> 'legacy_removed_at') is not null $$;
+
 -- row adapters: what the generic enqueue trigger calls on a transition-table row.
 create or replace function migration.embedding_text(r public.messages) returns text
 language sql stable as $$ select migration.message_embedding_text(r.content) $$;
@@ -132,7 +138,8 @@ comment on table migration.embedding_queue is
 
 -- the enqueue trigger: one statement-level function for every embeddable table (tg_argv[0] is
 -- the entity). Set-based over the transition table; a row is re-queued only when the hash of
--- its builder text changed. security definer: an API user updating a row may not write the
+-- its builder text changed; a row marked legacy_removed_at is not queued and loses its queue
+-- row (the embed step purges its vectors: ai/purge_removed.sql). security definer: an API user updating a row may not write the
 -- migration schema itself.
 create or replace function migration.enqueue_embeddings() returns trigger
 language plpgsql security definer set search_path from current
@@ -143,6 +150,15 @@ begin
                 'where q.entity = $1 and q.row_id = o.id' using tg_argv[0];
         return null;
     end if;
+    -- a row the sync just marked legacy_removed_at leaves the queue at once, as a deleted row
+    -- does (phase 5's next extract does not stage it; its vectors go in the embed step).
+    if tg_op = 'UPDATE' then
+        execute format($q$
+            delete from migration.embedding_queue as q using new_rows as n
+            join %s as p on p.id = n.id
+            where q.entity = $1 and q.row_id = p.id and migration.legacy_removed(p)
+        $q$, tg_relid::regclass) using tg_argv[0];
+    end if;
     -- joined back to the table: its row type picks the entity's builder (the transition
     -- table's rows are anonymous records), and an after-statement trigger sees the new rows.
     execute format($q$
@@ -151,6 +167,7 @@ begin
                md5(coalesce(migration.embedding_text(p), ''))
         from new_rows as n
         join %s as p on p.id = n.id
+        where not migration.legacy_removed(p)
         on conflict (entity, row_id) do update
         set content_hash = excluded.content_hash, source_key = excluded.source_key,
             status = 'pending', attempts = 0, next_attempt_at = now(), last_error_class = null,
@@ -173,6 +190,9 @@ create table if not exists migration.dify_documents (
     primary key (entity, legacy_id),
     unique (document_id)
 );
+-- the indexing batch of the last create or update: a sync interrupted while polling (a 403
+-- rate limit, a kill) polls the rows still 'pending' on its next run instead of creating again.
+alter table migration.dify_documents add column if not exists indexing_batch text;
 comment on table migration.dify_documents is
     'one Dify knowledge document per embeddable row: a rerun with the same content_hash creates '
     'nothing; a changed hash updates the document; a row gone from the target deletes it.';
@@ -229,9 +249,17 @@ begin
         -- semantic search as Supabase users call it (supabase.rpc('match_messages', ...)):
         -- security invoker, so RLS of the vectors and of the parent rows applies; the legacy id
         -- is computed inline (API roles have no access to schema migration).
+        -- embedding_model: only vectors of the query's model (vectors of two models never
+        -- compare; during a provider change both coexist until the queue re-embedded every
+        -- row). Null (the 3-argument RPC) compares with every vector; $4, because a column of
+        -- that name would win over the parameter's name. The 3-argument form of
+        -- earlier versions is dropped: both forms would make a 3-argument call ambiguous.
+        execute format('drop function if exists public.%I(vector, float, int)',
+            'match_' || e.entity);
         execute format($f$
             create or replace function public.%I(
-                query_embedding vector, match_threshold float, match_count int
+                query_embedding vector, match_threshold float, match_count int,
+                embedding_model text default null
             ) returns table (id uuid, legacy_id bigint, similarity float)
             language sql stable security invoker set search_path from current
             as $body$
@@ -239,16 +267,18 @@ begin
                     select v.row_id, 1 - (v.embedding <=> query_embedding) as similarity
                     from public.%I as v
                     where v.embedding <=> query_embedding < 1 - match_threshold
+                      and ($4 is null or v.embedding_model = $4)
                     order by v.embedding <=> query_embedding
                     limit least(match_count, 200) * 4
                 )
                 select p.id, (%s)::bigint, max(n.similarity)
                 from nearest as n join %s as p on p.id = n.row_id
+                where (to_jsonb(p) ->> 'legacy_removed_at') is null
                 group by p.id
                 order by max(n.similarity) desc, p.id
                 limit least(match_count, 200)
             $body$ $f$, 'match_' || e.entity, e.vectors, e.legacy_id, e.parent);
-        execute format('revoke all on function public.%I(vector, float, int) from anon',
+        execute format('revoke all on function public.%I(vector, float, int, text) from anon',
             'match_' || e.entity);
         -- the enqueue triggers: statement level (set-based for bulk syncs), created disabled.
         if not exists (select 1 from pg_trigger

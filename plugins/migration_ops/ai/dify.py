@@ -221,8 +221,14 @@ class DifyKnowledgeClient:
         """The knowledge base's id, created if absent."""
         return self.find_dataset(name) or self.create_dataset(name, settings)
 
-    def create_document(self, dataset_id: str, name: str, text: str) -> tuple[str, str]:
-        """Create a document by text; return (document id, indexing batch)."""
+    def create_document(
+        self, dataset_id: str, name: str, text: str, *, indexing_technique: str = "high_quality"
+    ) -> tuple[str, str]:
+        """Create a document by text; return (document id, indexing batch).
+
+        ``indexing_technique`` is the knowledge base's (``KnowledgeSettings``): ``high_quality``
+        (embedding model) or ``economy`` (keyword index only).
+        """
         body = self.request(
             "POST",
             f"/datasets/{dataset_id}/document/create-by-text",
@@ -230,7 +236,7 @@ class DifyKnowledgeClient:
             json={
                 "name": name,
                 "text": text,
-                "indexing_technique": "high_quality",
+                "indexing_technique": indexing_technique,
                 "doc_form": "text_model",
                 "process_rule": {"mode": "automatic"},
             },

@@ -6,9 +6,12 @@ embedding model, hybrid retrieval with rerank from
 ``ai/dify_plan.sql`` compares the rows' builder text hashes with ``migration.dify_documents``;
 new rows get a document (named ``<entity>:<legacy id>``, so the mapping can be rebuilt from
 Dify), changed ones are updated by text, rows gone or emptied have their document deleted.
-Each group's mapping rows are written set-based once its documents exist; indexing is polled
-until completed or error and the status recorded. A rerun with nothing changed makes no
-create, update or delete call.
+Each document's mapping row is written (``pending``, with its indexing batch) right after
+the call that created or updated it, before any polling; then the group's pending documents
+are polled until completed or error and their statuses recorded set-based. Documents left
+``pending`` by an interrupted sync are polled first on the next run, never created again.
+Rows the nightly sync marked ``legacy_removed_at`` count as gone. A rerun with nothing
+changed makes no create, update or delete call.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from include.entities.spec import EmbeddingSpec
@@ -25,7 +29,7 @@ from migration_ops.db import connect, qualified, read_sql
 
 log = logging.getLogger(__name__)
 
-#: Documents per group: created or updated, polled, then recorded in one statement.
+#: Documents per group: created or updated (each mapped at once), then polled.
 GROUP = 50
 
 
@@ -53,23 +57,17 @@ def _plan(target_dsn: str, spec: EmbeddingSpec) -> list[tuple[Any, ...]]:
         return conn.execute(statement, {"entity": spec.queue_entity}).fetchall()
 
 
-def _record(
-    target_dsn: str, spec: EmbeddingSpec, dataset_id: str, done: list[tuple[Any, ...]]
-) -> None:
-    if not done:
+#: One mapping row: legacy id, dataset id, document id, content hash, status, indexing batch.
+Mapping = tuple[Any, str, str, str, str, str | None]
+
+
+def _record(conn: psycopg.Connection[Any], spec: EmbeddingSpec, rows: list[Mapping]) -> None:
+    if not rows:
         return
-    with connect(target_dsn, application_name=f"migration:dify:{spec.queue_entity}") as conn:
-        conn.execute(
-            read_sql("ai/dify_record.sql"),
-            {
-                "entity": spec.queue_entity,
-                "dataset_id": dataset_id,
-                "legacy_ids": [d[0] for d in done],
-                "document_ids": [d[1] for d in done],
-                "hashes": [d[2] for d in done],
-                "statuses": [d[3] for d in done],
-            },
-        )
+    columns = ("legacy_ids", "dataset_ids", "document_ids", "hashes", "statuses", "batches")
+    params: dict[str, Any] = {"entity": spec.queue_entity}
+    params.update({name: [row[i] for row in rows] for i, name in enumerate(columns)})
+    conn.execute(read_sql("ai/dify_record.sql"), params)
 
 
 def _forget(target_dsn: str, spec: EmbeddingSpec, legacy_ids: list[int]) -> None:
@@ -83,30 +81,48 @@ def _forget(target_dsn: str, spec: EmbeddingSpec, legacy_ids: list[int]) -> None
 
 def _upsert_group(
     client: DifyKnowledgeClient,
+    conn: psycopg.Connection[Any],
     dataset_id: str,
     spec: EmbeddingSpec,
     group: list[tuple[Any, ...]],
     stats: DifyStats,
-    poll_delay: float,
-) -> list[tuple[Any, ...]]:
-    """Create or update the group's documents, poll their batches; return mapping rows."""
-    pending = []
+    technique: str,
+) -> None:
+    """Create or update the group's documents, each mapped (``pending``) as soon as it exists.
+
+    One upsert per document, on an autocommit connection, right after its API call: the
+    mapping must be durable before the next call, so a sync stopped anywhere (a 403 rate limit
+    that outlasts the retries, a kill) never leaves a document its rerun would create again.
+    """
     for action, legacy_id, _, document_id, text, content_hash in group:
         name = f"{spec.queue_entity}:{legacy_id}"
         if action == "create":
-            document_id, batch = client.create_document(dataset_id, name, text)
+            document_id, batch = client.create_document(
+                dataset_id, name, text, indexing_technique=technique
+            )
             stats.created += 1
         else:
             batch = client.update_document(dataset_id, document_id, name, text)
             stats.updated += 1
-        pending.append((legacy_id, document_id, content_hash, batch))
-    done = []
-    for legacy_id, document_id, content_hash, batch in pending:
+        _record(conn, spec, [(legacy_id, dataset_id, document_id, content_hash, "pending", batch)])
+
+
+def _poll_pending(
+    client: DifyKnowledgeClient,
+    conn: psycopg.Connection[Any],
+    spec: EmbeddingSpec,
+    stats: DifyStats,
+    poll_delay: float,
+) -> None:
+    """Poll every ``pending`` document of the entity (this run's, or an interrupted run's)."""
+    pending = conn.execute(read_sql("ai/dify_pending.sql"), {"entity": spec.queue_entity})
+    done: list[Mapping] = []
+    for legacy_id, dataset_id, document_id, content_hash, batch in pending.fetchall():
         status = client.wait_indexed(dataset_id, batch, first_delay=poll_delay)
         stats.indexed += status == "completed"
         stats.indexing_errors += status != "completed"
-        done.append((legacy_id, document_id, content_hash, status))
-    return done
+        done.append((legacy_id, dataset_id, document_id, content_hash, status, batch))
+    _record(conn, spec, done)
 
 
 def sync_entity(
@@ -127,14 +143,15 @@ def sync_entity(
     _forget(target_dsn, spec, [row[1] for row in deletes])
     stats.deleted = len(deletes)
     upserts = [row for row in plan if row[0] != "delete"]
-    for start in range(0, len(upserts), GROUP):
-        group = upserts[start : start + GROUP]
-        _record(
-            target_dsn,
-            spec,
-            dataset_id,
-            _upsert_group(client, dataset_id, spec, group, stats, poll_delay),
-        )
+    with connect(
+        target_dsn, application_name=f"migration:dify:{spec.queue_entity}", autocommit=True
+    ) as conn:
+        _poll_pending(client, conn, spec, stats, poll_delay)
+        technique = settings.indexing_technique
+        for start in range(0, len(upserts), GROUP):
+            group = upserts[start : start + GROUP]
+            _upsert_group(client, conn, dataset_id, spec, group, stats, technique)
+            _poll_pending(client, conn, spec, stats, poll_delay)
     log.info("%s: dify sync %s", spec.queue_entity, stats)
     return stats
 

@@ -43,6 +43,7 @@ class QueueStats:
     failed_attempts: int = 0
     batches: int = 0
     dead_rows: int = 0
+    removed_rows: int = 0
 
     def add(self, other: QueueStats) -> None:
         """Accumulate another batch's counts."""
@@ -223,6 +224,41 @@ def _next_due_in(target_dsn: str, spec: EmbeddingSpec) -> float | None:
     return None if row is None or row[0] is None else max(0.0, float(row[0]))
 
 
+def purge_removed(target_dsn: str, spec: EmbeddingSpec) -> int:
+    """Delete the vectors and queue rows of rows the sync marked ``legacy_removed_at``.
+
+    A row gone from legacy is treated as deleted (``ai/purge_removed.sql``); before any sync
+    the column does not exist and nothing is gone. Returns the rows that lost vectors or a
+    queue row.
+    """
+    with connect(target_dsn, application_name=f"migration:embed:{spec.queue_entity}") as conn:
+        removable = conn.execute(
+            "select 1 from pg_attribute where attrelid = %s::regclass "
+            "and attname = 'legacy_removed_at' and not attisdropped",
+            (spec.parent_table,),
+        ).fetchone()
+        if removable is None:
+            return 0
+        statement = sql.SQL(read_sql("ai/purge_removed.sql")).format(
+            parent=qualified(spec.parent_table), vectors=qualified(spec.vectors_table)
+        )
+        row = conn.execute(statement, {"entity": spec.queue_entity}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def requeue_other_model(target_dsn: str, spec: EmbeddingSpec, model: str) -> int:
+    """Queue again the rows embedded with another model than ``model`` (a provider change).
+
+    Phase 5's embed step calls it before working the queue. Their vectors stay searchable
+    under their own model id until the queue replaces them; ``match_<entity>`` compares a
+    query only with vectors of its own model. Returns the rows queued again.
+    """
+    with connect(target_dsn, application_name=f"migration:embed:{spec.queue_entity}") as conn:
+        return conn.execute(
+            read_sql("ai/requeue_other_model.sql"), {"entity": spec.queue_entity, "model": model}
+        ).rowcount
+
+
 def process_queue(
     target_dsn: str,
     spec: EmbeddingSpec,
@@ -236,8 +272,9 @@ def process_queue(
     """Work the entity's queue until no row is pending: every row ends done or dead.
 
     Rows waiting for their backoff are waited for (at most ``max_wait_seconds`` each time).
+    Rows gone from legacy are purged first (:func:`purge_removed`).
     """
-    stats = QueueStats()
+    stats = QueueStats(removed_rows=purge_removed(target_dsn, spec))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
         while True:
             batch = process_batch(

@@ -1,8 +1,10 @@
 """Semantic search over an entity's vectors, as ``migration_ops.cli search`` prints it.
 
-The query text is embedded with the configured provider (the one the vectors were written
-with) and answered by ``public.match_<entity>``: the SQL function Supabase clients call by RPC,
-under RLS. Only legacy ids and similarities come back; the query text is never logged.
+The query text is embedded with the configured provider and answered by
+``public.match_<entity>`` over that provider's vectors only (its model id: after a provider
+change, rows not re-embedded yet are left out rather than compared across models): the SQL
+function Supabase clients call by RPC, under RLS. Only legacy ids and similarities come
+back; the query text is never logged.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ def search(
         use_vector(conn)
         conn.execute(sql.SQL("set local hnsw.ef_search = {}").format(sql.Literal(EF_SEARCH)))
         rows = conn.execute(
-            statement, {"query": vector_literal(vector), "threshold": threshold, "k": k}
+            statement,
+            {
+                "query": vector_literal(vector),
+                "threshold": threshold,
+                "k": k,
+                "model": provider.model_id,
+            },
         ).fetchall()
     return [Match(None if r[0] is None else int(r[0]), float(r[1])) for r in rows]
