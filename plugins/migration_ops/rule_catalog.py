@@ -33,6 +33,21 @@ FIX_BY_TYPE = {
     ),
 }
 
+#: The fix of a ``*_resolves`` / ``*_migrated`` rule, whatever its check: the row itself is
+#: fine, its parent did not reach the target (quarantined or not migrated).
+PARENT_FIX = (
+    "fix the parent's own quarantine (its legacy ids on the dashboard), or migrate the "
+    "parent's phase first; this row then loads on the next run without any change"
+)
+PARENT_RULE_SUFFIXES = ("_resolves", "_migrated")
+
+
+def fix_for(rule: str, expectation_type: str) -> str:
+    """How to fix a row quarantined by ``rule``: its parent's rules first, else by check."""
+    if rule.endswith(PARENT_RULE_SUFFIXES):
+        return PARENT_FIX
+    return FIX_BY_TYPE.get(expectation_type, "correct the legacy row")
+
 
 def row_level_rules() -> list[tuple[str, str, str]]:
     """``(rule, what it means, how to fix)`` of every quarantine rule, in phase order."""
@@ -43,7 +58,7 @@ def row_level_rules() -> list[tuple[str, str, str]]:
             for expectation in suite["expectations"]:
                 meta = expectation["meta"]
                 if meta.get("row_level"):
-                    fix = FIX_BY_TYPE.get(expectation["type"], "correct the legacy row")
+                    fix = fix_for(meta["rule"], expectation["type"])
                     rules.append((meta["rule"], meta["why"], fix))
             if entity.object_copy is not None:
                 rules.append(

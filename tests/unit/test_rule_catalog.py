@@ -24,3 +24,12 @@ def test_every_row_level_rule_is_in_the_catalogue() -> None:
     assert len(in_suites) == 36
     assert set(listed) == in_suites | {"files.source_object_present"}
     assert len(listed) == len(set(listed)) == 37
+
+
+def test_a_rule_waiting_for_its_parent_says_to_fix_or_migrate_the_parent() -> None:
+    fixes = {rule: fix for rule, _, fix in rule_catalog.row_level_rules()}
+    waiting = sorted(r for r in fixes if r.endswith(("_resolves", "_migrated")))
+    assert len(waiting) == 20
+    assert {fixes[r] for r in waiting} == {rule_catalog.PARENT_FIX}
+    assert fixes["doctor_offices.office_resolves"].startswith("fix the parent's own quarantine")
+    assert fixes["offices.tax_rate_fraction"] == "bring the value into its range"
