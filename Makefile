@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo migrate sync airflow test test-slow test-celery test-deps kill-converge test-fast lint fmt bench bench-deps bench-dedup sandbox db-up db-down clean mutate preflight verify report
+.PHONY: help install demo migrate sync airflow test test-slow test-celery test-deps kill-converge lint fmt bench bench-deps bench-dedup db-up db-down clean mutate preflight verify report
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -352,6 +353,7 @@ def airflow(scale: float, seed: int) -> int:
         print("airflow db migrate failed; see .local/logs/airflow-db-migrate.log", file=sys.stderr)
         return 2
     _import_pools()
+    _unpause_followed_dags()
     with _local_storage(legacy, media):
         url = f"http://localhost:{port}"
         print(
@@ -377,6 +379,36 @@ def _login_settings() -> str:
     os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(path))
     return str(json.loads(path.read_text(encoding="utf-8"))["admin"])
+
+
+def followed_dag_ids() -> list[str]:
+    """The DAGs that must run unattended: phases 2-5 follow their Asset, the sync its cron."""
+    from include.entities import PHASES, SYNC
+
+    return [*(phase.dag_id for phase in PHASES), SYNC.dag_id]
+
+
+def unpause_commands(dag_ids: list[str]) -> list[list[str]]:
+    """``airflow`` CLI calls that put the DAGs in the metadata DB and unpause them.
+
+    ``is_paused_upon_creation=False`` only acts when a DAG is first seen: an existing
+    ``.local/airflow`` where someone paused a phase would never follow phase 1's Asset.
+    ``dags reserialize`` parses the DAGs first, so a fresh metadata DB knows them too; one
+    ``dags unpause`` with an exact-match pattern of the ids (one CLI start, not one per DAG).
+    """
+    pattern = "^(" + "|".join(re.escape(dag_id) for dag_id in dag_ids) + ")$"
+    return [
+        ["dags", "reserialize"],
+        ["dags", "unpause", "--treat-dag-id-as-regex", "--yes", pattern],
+    ]
+
+
+def _unpause_followed_dags() -> None:
+    """Run :func:`unpause_commands` for :func:`followed_dag_ids`; warn when one fails."""
+    for command in unpause_commands(followed_dag_ids()):
+        log_path = local_dir() / "logs" / f"airflow-dags-{command[1]}.log"
+        if _airflow(*command, log_path=log_path) != 0:
+            print(f"airflow {' '.join(command)} failed; see {log_path}", file=sys.stderr)
 
 
 def _import_pools() -> None:

@@ -193,9 +193,16 @@ def begin(phase_number: int) -> dict[str, Any]:
 
 
 def current_actor() -> str:
-    """Who triggered the current DAG run: the user, else the run type (scheduled, asset...)."""
+    """Who triggered the current DAG run: the user, else the run type (scheduled, asset...).
+
+    The run type's ``value`` (``asset_triggered``): the Task SDK's enum prints as
+    ``DagRunType.ASSET_TRIGGERED``.
+    """
     dag_run = get_current_context()["dag_run"]
-    return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
+    run_type = dag_run.run_type
+    return getattr(dag_run, "triggering_user_name", None) or str(
+        getattr(run_type, "value", run_type)
+    )
 
 
 @task

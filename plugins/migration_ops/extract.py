@@ -24,7 +24,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from include.entities.spec import EntitySpec, SourceTable
 from migration_ops import staging
-from migration_ops.db import connect, connect_legacy, qualified, scalar
+from migration_ops.db import connect, connect_legacy, qualified, read_sql, scalar
 from migration_ops.errors import SchemaDriftError
 from migration_ops.progress import Progress
 from migration_ops.settings import LEGACY_SCHEMA
@@ -234,20 +234,36 @@ COPY_BUFFER_BYTES = 1 << 20
 
 
 def pass_through(outgoing: Copy, incoming: Copy, progress: Progress | None = None) -> None:
-    """Forward a COPY TO stream into a COPY FROM in ~1 MB writes (constant memory)."""
+    """Forward a COPY TO stream into a COPY FROM in ~1 MB writes (constant memory).
+
+    ``progress`` counts rows once per write: a binary COPY TO hands over one row per read
+    (the header rides with the first row, the trailer is one more read at the end), so the
+    reads less one are the rows, without parsing a byte.
+    """
     buffer = bytearray()
+    rows = 0
     for chunk in outgoing:
         buffer += chunk
+        rows += 1
         if len(buffer) >= COPY_BUFFER_BYTES:
             incoming.write(buffer)
             if progress is not None:
-                progress.add(len(buffer))
-            buffer = bytearray()  # a new one: the queued writer may still hold the last
+                progress.add(rows)
+            buffer, rows = bytearray(), 0  # a new one: the queued writer may still hold the last
     if buffer:
         incoming.write(buffer)
     if progress is not None:
-        progress.add(len(buffer))
-        progress.finish()
+        progress.add(rows - 1)  # the trailer's read
+
+
+def estimated_rows(conn: psycopg.Connection[Any], schema: str, table: str) -> int | None:
+    """The planner's row estimate of a table (``pg_class.reltuples``), for a progress ETA.
+
+    Free (a catalog read, no scan of a table that may hold millions of rows), as fresh as the
+    table's last VACUUM/ANALYZE; ``None`` for a never-analysed table (``-1``) or an empty one.
+    """
+    estimate = scalar(conn, read_sql("legacy/row_estimate.sql"), (f"{schema}.{table}",))
+    return int(estimate) if estimate is not None and estimate > 0 else None
 
 
 def copy_table(
@@ -260,6 +276,9 @@ def copy_table(
     params: Any = None,
 ) -> int:
     """Create ``staging.<entity>__<table>`` with the legacy column types and COPY rows into it.
+
+    Logs progress (rows done, rows/s, ETA) per ~1 MB chunk, throttled, against the table's
+    ``pg_class.reltuples`` estimate (:func:`estimated_rows`); the final line has the exact count.
 
     Args:
         source: a legacy session (in the run's snapshot).
@@ -291,6 +310,9 @@ def copy_table(
         sql.SQL(" where {}").format(where) if where is not None else sql.SQL(""),
     )
     copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(staged, column_list)
+    # A filtered copy (the sync's changed rows) has no cheap total: rows and rate, no ETA.
+    total = None if where is not None else estimated_rows(source, LEGACY_SCHEMA, table.table)
+    progress = Progress(f"extract {entity.name}.{table.table}", total)
     with (
         source.cursor() as reader,
         target.cursor() as writer,
@@ -299,9 +321,9 @@ def copy_table(
         # psql | psql pipe, instead of taking turns
         writer.copy(copy_in, writer=QueuedLibpqWriter(writer)) as incoming,
     ):
-        progress = Progress(f"extract {entity.name}.{table.table}", unit="bytes")
         pass_through(outgoing, incoming, progress)
     # COPY FROM reports no row count for binary input: count what actually landed.
     rows = int(scalar(target, sql.SQL("select count(*) from {}").format(staged)))
+    progress.finish(rows)
     target.execute(sql.SQL("analyze {}").format(staged))
     return rows

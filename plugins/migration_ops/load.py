@@ -8,6 +8,9 @@ Everything of one entity's load happens in one transaction: the upsert, the dire
 the post-load SQL (e.g. resolving a self-reference), the run's quarantine decisions and the
 ``loaded`` checkpoint. A task killed half-way
 leaves nothing behind; its retry starts from the same staged rows and converges.
+
+The write is set-based: its start, then the rows and rows/s once it committed, are logged
+(:mod:`migration_ops.progress`); the COPY of direct columns logs rows per chunk.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from migration_ops.db import (
     table_columns,
 )
 from migration_ops.errors import MigrationError
-from migration_ops.extract import pass_through
+from migration_ops.extract import estimated_rows, pass_through
+from migration_ops.progress import Progress, started
 from migration_ops.runs import RunContext
 from migration_ops.settings import LEGACY_SCHEMA
 from migration_ops.sync import apply as sync_apply
@@ -108,6 +112,7 @@ def _load_in_one_transaction(
     lock_timeout: str,
     path: LoadPath,
 ) -> LoadOutcome:
+    progress = started(f"load {entity.name}")
     with connect(target_dsn, application_name=f"migration:load:{entity.name}") as conn:
         conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(lock_timeout)))
         runs.require_running(conn, run, entity=entity.name)
@@ -149,6 +154,7 @@ def _load_in_one_transaction(
                 entity.name,
             ),
         )
+    progress.finish(outcome.validated_rows)
     return outcome
 
 
@@ -284,11 +290,16 @@ def _copy_direct_columns(
                 column=sql.Identifier(direct.legacy_column),
                 table=sql.Identifier(LEGACY_SCHEMA, direct.legacy_table),
             )
+            progress = Progress(
+                f"load {entity.name}.{direct.target_column}",
+                estimated_rows(source, LEGACY_SCHEMA, direct.legacy_table),
+            )
             with (
                 source.cursor().copy(copy_out) as outgoing,
                 conn.cursor().copy("copy direct_values from stdin (format binary)") as incoming,
             ):
-                pass_through(outgoing, incoming)
+                pass_through(outgoing, incoming, progress)
+            progress.finish(int(scalar(conn, "select count(*) from direct_values")))
             conn.execute(
                 sql.SQL(
                     "update {target} as t set {column} = d.value from direct_values as d "

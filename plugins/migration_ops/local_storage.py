@@ -30,7 +30,8 @@ Also here: :func:`write_expected_objects`, the sandbox's media manifest as the o
 expected-objects listing (the demo and the tests use it; the migration never reads the
 sandbox schema).
 
-Command line: ``python -m migration_ops.local_storage --root .local/storage [--port 54321]``.
+Command line: ``python -m migration_ops.local_storage --root .local/storage [--port 54321]
+[--host 0.0.0.0] [--key KEY]`` (the key defaults to ``$STORAGE_SERVICE_KEY``).
 """
 
 from __future__ import annotations
@@ -430,15 +431,24 @@ class _Server(ThreadingHTTPServer):
 
 
 class LocalStorageServer:
-    """The Storage stand-in on ``127.0.0.1`` in a background thread.
+    """The Storage stand-in on ``127.0.0.1`` (or ``host``) in a background thread.
 
     Use as a context manager (``with LocalStorageServer(root) as server: ...``) or call
-    :meth:`start` / :meth:`stop`.
+    :meth:`start` / :meth:`stop`. ``host="0.0.0.0"`` serves other containers (the compose
+    file's ``storage`` service).
     """
 
-    def __init__(self, root: Path, *, key: str = "local-service-role-key", port: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        key: str = "local-service-role-key",
+        port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.storage = LocalStorage(root)
         self.key = key
+        self._host = host
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -447,11 +457,11 @@ class LocalStorageServer:
     def url(self) -> str:
         """Project URL to give the ``supabase`` client (it appends ``/storage/v1``)."""
         assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://{self._host}:{self._server.server_address[1]}"
 
     def start(self) -> LocalStorageServer:
         """Bind and serve in a daemon thread."""
-        self._server = _Server(("127.0.0.1", self._port), self.storage, self.key)
+        self._server = _Server((self._host, self._port), self.storage, self.key)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="local-storage", daemon=True
         )
@@ -514,10 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m migration_ops.local_storage")
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--port", type=int, default=54321)
-    parser.add_argument("--key", default="local-service-role-key")
+    parser.add_argument(
+        "--key", default=os.environ.get("STORAGE_SERVICE_KEY", "local-service-role-key")
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other hosts")
     args = parser.parse_args(argv)
-    server = LocalStorageServer(args.root, key=args.key, port=args.port).start()
-    print(f"Supabase Storage stand-in on {server.url} (key {args.key}); Ctrl-C stops it")
+    server = LocalStorageServer(args.root, key=args.key, port=args.port, host=args.host).start()
+    # the key is a secret (the compose file's STORAGE_SERVICE_KEY): never printed
+    print(f"Supabase Storage stand-in on {server.url}; Ctrl-C stops it", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -34,12 +34,17 @@ FIX_BY_TYPE = {
     ),
 }
 
-
+#: The fix of a ``*_resolves`` / ``*_migrated`` rule (their family's), whatever its check: the
+#: row itself is fine, its parent did not reach the target (quarantined or not migrated).
+PARENT_FIX = (
+    "fix the parent's own quarantine (its legacy ids on the dashboard), or migrate the "
+    "parent's phase first; this row then loads on the next run without any change"
+)
 #: How to fix a row, by the rule's family (the last word of its name): more specific than the
 #: kind of check (a "resolves" rule is a not-null check on a parent that did not resolve).
 FIX_BY_FAMILY = {
-    "resolves": "the parent was not migrated: fix or migrate the parent (by legacy id), rerun",
-    "migrated": "the row's parent is quarantined or missing: fix the parent first, rerun",
+    "resolves": PARENT_FIX,
+    "migrated": PARENT_FIX,
     "format": "correct the value in legacy (the id is in migration.quarantine), rerun",
     "known": "an unmapped code: add it to the reference map (include/transforms) or fix legacy",
     "present": "a required value is empty in legacy: fill it there, rerun",

@@ -45,7 +45,7 @@ from psycopg import sql
 
 from include.entities.spec import EntitySpec, ObjectCopySpec
 from migration_ops import quarantine
-from migration_ops.db import connect, qualified
+from migration_ops.db import connect, qualified, scalar
 from migration_ops.errors import MigrationError, ValidationFailed
 from migration_ops.progress import Progress
 from migration_ops.validate import QuarantineLimit
@@ -335,7 +335,10 @@ def copy_objects(
             scope_filter=scope_filter,
         )
         in_scope, after = 0, -(2**63)
-        progress = Progress(f"object copy {entity.name}", unit="objects")
+        # Total: the validated rows (each has at most one object); with an expected-objects
+        # listing fewer are in scope, and the last line says how many were copied.
+        total = int(scalar(conn, sql.SQL("select count(*) from {}").format(validated)))
+        progress = Progress(f"object copy {entity.name}", total, unit="objects")
         with ThreadPoolExecutor(max_workers=settings.workers) as pool:
             while batch := conn.execute(next_batch, (after, BATCH_SIZE)).fetchall():
                 after = batch[-1][0]
@@ -348,8 +351,7 @@ def copy_objects(
                 conn.commit()
                 progress.add(len(batch))
         progress.finish()
-        total = conn.execute(sql.SQL("select count(*) from {}").format(validated)).fetchone()
-        out_of_scope = int(total[0] if total else 0) - in_scope
+        out_of_scope = total - in_scope
     return _settle(target_dsn, entity, spec, settings, counts, out_of_scope, limit)
 
 

@@ -26,6 +26,7 @@ from include.transforms.reference import REFERENCE_TABLES, ReferenceTable
 from include.transforms.text_repair import MOJIBAKE_CANDIDATE_PATTERN, repair_batch
 from migration_ops import generic_relations
 from migration_ops.db import connect, qualified, run_sql_file, scalar
+from migration_ops.progress import started
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ def run_transform(target_dsn: str, entity: EntitySpec, run_settings: dict[str, o
     """Rebuild ``staging.<entity>__transformed`` in one transaction; return its row count.
 
     Rerunnable: the SQL drops and recreates its output table, so a retried task starts clean.
+    One set-based statement: its start, then the rows built and rows/s, are logged.
     """
+    progress = started(f"transform {entity.name}")
     with connect(target_dsn, application_name=f"migration:transform:{entity.name}") as conn:
         create_reference_tables(conn, entity.reference_tables)
         if entity.generic_relations:
@@ -130,4 +133,5 @@ def run_transform(target_dsn: str, entity: EntitySpec, run_settings: dict[str, o
                 qualified(entity.staging_table("transformed"))
             ),
         )
+    progress.finish(int(count))
     return int(count)

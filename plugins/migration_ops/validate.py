@@ -45,6 +45,7 @@ from include.entities.spec import EntitySpec
 from migration_ops import entity_checks, load, quarantine, verdicts
 from migration_ops.db import column_parts, connect, qualified, read_sql, scalar
 from migration_ops.errors import MigrationError, ValidationFailed
+from migration_ops.progress import started
 from migration_ops.settings import EXPECTATIONS_DIR
 
 log = logging.getLogger(__name__)
@@ -411,7 +412,9 @@ def validate_entity(
 ) -> ValidationOutcome:
     """Run the suite, quarantine row-level failures, re-run it on what will load.
 
-    Only as far as the rows need it (see :class:`Scope` and the module's docstring).
+    Only as far as the rows need it (see :class:`Scope` and the module's docstring). Suites
+    are set-based scans: the start (with the entity's rows) and the rows and rows/s at the end
+    are logged, not rows as they go.
 
     Args:
         target_dsn: target database URI.
@@ -426,6 +429,7 @@ def validate_entity(
     with connect(target_dsn, application_name=f"migration:validate:{entity.name}") as conn:
         quarantine.reset(conn, entity)  # a retried validate decides afresh
         scope = decide_scope(conn, entity)
+    progress = started(f"validate {entity.name}", scope.rows)
     first = judge(target_dsn, entity, scope, "transformed")
     _record(target_dsn, entity, run_id, "transformed", first, scope)
     suite_level = [o.rule for o in first if not o.success and not o.row_level]
@@ -457,6 +461,7 @@ def validate_entity(
         raise ValidationFailed(
             entity.name, f"rows still fail after quarantine: {still_failing}; load blocked"
         )
+    progress.finish(transformed_rows)
     log.info(
         "%s: %d rows validated (%d judged by the suite), %d quarantined",
         entity.name,

@@ -6,6 +6,7 @@ where a docker client with the compose plugin exists.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -40,6 +41,8 @@ def test_services_are_those_of_a_celery_deployment(compose) -> None:
         "redis",
         "legacy-db",
         "target-db",
+        "storage",
+        "legacy-sandbox",
     }
     for name, command in AIRFLOW_SERVICES.items():
         assert services[name]["command"] == command, name
@@ -84,6 +87,54 @@ def test_every_variable_is_in_env_example(compose) -> None:
     assert used - defined == set()
     assert {"AIRFLOW_CONN_LEGACY_DB", "AIRFLOW_CONN_SUPABASE_DB"} <= defined
     assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+
+
+def env_example() -> dict[str, str]:
+    """``.env.example`` as docker compose reads it (``NAME=value`` lines)."""
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    return dict(re.findall(r"^([A-Z_]+)=(.*)$", text, flags=re.M))
+
+
+def test_the_storage_stand_in_serves_what_the_storage_connection_names(compose) -> None:
+    storage = compose["services"]["storage"]
+    assert storage["entrypoint"] == ["python", "-m", "migration_ops.local_storage"]
+    args = storage["command"]
+    assert args[args.index("--host") + 1] == "0.0.0.0"  # other containers reach it
+    assert "healthcheck" in storage
+    assert storage["environment"]["STORAGE_SERVICE_KEY"] == (
+        "${STORAGE_SERVICE_KEY:?set STORAGE_SERVICE_KEY in .env}"
+    )
+    example = env_example()
+    conn = json.loads(example["AIRFLOW_CONN_SUPABASE_STORAGE"])
+    assert conn["host"] == f"http://storage:{args[args.index('--port') + 1]}"
+    assert conn["password"] == example["STORAGE_SERVICE_KEY"]
+    # the media store the object copy reads is mounted in every worker at media_root
+    mounts = dict(m.rsplit(":", 1) for m in compose["services"]["airflow-worker"]["volumes"])
+    assert mounts["${MIGRATION_MEDIA_DIR:-./media}"] == conn["extra"]["media_root"]
+    assert conn["extra"]["expected_objects"] == "/opt/airflow/media/expected-objects.txt"
+
+
+def test_the_sandbox_loads_into_legacy_db_on_demand(compose) -> None:
+    sandbox = compose["services"]["legacy-sandbox"]
+    assert sandbox["profiles"] == ["tools"], "a one-shot tool, not started by `up`"
+    assert sandbox["depends_on"] == {"legacy-db": {"condition": "service_healthy"}}
+    script = sandbox["command"][1]
+    assert (
+        'python -m include.sandbox --dsn "$${AIRFLOW_CONN_LEGACY_DB}" '
+        '--scale "$${SANDBOX_SCALE:-0.02}" --media-dir /opt/airflow/media --if-missing'
+    ) in script.splitlines()
+    assert 'Path("/opt/airflow/media/expected-objects.txt")' in script
+    example = env_example()
+    assert example["AIRFLOW_CONN_LEGACY_DB"].endswith("@legacy-db:5432/legacy")
+    assert float(example["SANDBOX_SCALE"]) == 0.02
+
+
+def test_env_example_chooses_the_offline_embedding_provider() -> None:
+    from migration_ops.ai.providers import HashingProvider, get_provider
+
+    name = env_example()["MIGRATION_EMBEDDING_PROVIDER"]
+    assert name == "hashing"
+    assert isinstance(get_provider(name), HashingProvider)
 
 
 def test_image_adds_the_pinned_requirements_to_the_official_one() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from migration_ops.progress import Progress
+from migration_ops.progress import Progress, started
 
 
 class Clock:
@@ -43,3 +43,24 @@ def test_without_a_total_there_is_no_eta() -> None:
     progress.add(4096)
     clock.now += 2
     assert progress.line(clock.now) == "extract auth_user: 4096 bytes, 2048 bytes/s"
+
+
+def test_a_set_based_step_logs_its_start_then_rows_and_rate(caplog) -> None:
+    clock = Clock()
+    with caplog.at_level(logging.INFO, logger="migration_ops.progress"):
+        progress = started("validate profiles", 400)
+        progress.clock = clock
+        progress.started = clock.now
+        clock.now += 8
+        progress.finish(400)
+    assert caplog.messages == [
+        "validate profiles: started (400 rows expected)",
+        "validate profiles: 400/400 (100.0%) rows, 50 rows/s (done)",
+    ]
+
+
+def test_the_interval_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("MIGRATION_PROGRESS_SECONDS", "0.5")
+    assert Progress("load profiles").interval == 0.5
+    monkeypatch.delenv("MIGRATION_PROGRESS_SECONDS")
+    assert Progress("load profiles").interval == 5.0

@@ -39,3 +39,12 @@ def test_every_rule_has_a_specific_fix_and_reports_use_it() -> None:
     )
     assert fixes["orders.patient_resolves"] == rule_catalog.FIX_BY_FAMILY["resolves"]
     assert {rule: report.fix_for(rule) for rule in fixes} == fixes
+
+
+def test_a_rule_waiting_for_its_parent_says_to_fix_or_migrate_the_parent() -> None:
+    fixes = {rule: fix for rule, _, fix in rule_catalog.row_level_rules()}
+    waiting = sorted(r for r in fixes if r.endswith(("_resolves", "_migrated")))
+    assert len(waiting) == 20
+    assert {fixes[r] for r in waiting} == {rule_catalog.PARENT_FIX}
+    assert fixes["doctor_offices.office_resolves"].startswith("fix the parent's own quarantine")
+    assert fixes["offices.tax_rate_fraction"] == rule_catalog.FIX_BY_FAMILY["fraction"]

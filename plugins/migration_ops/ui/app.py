@@ -10,18 +10,19 @@ reads do not block the api-server's event loop.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from migration_ops.ui import page, queries
 
 app = FastAPI(title="Migration dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
-#: Report files the dashboard serves (nothing else under the reports folder).
-REPORT_FILES = ("reconciliation.md", "report.json")
+#: Media type of each file kind the dashboard serves from a run's report folder.
+MEDIA_TYPES = {".html": "text/html", ".md": "text/plain", ".json": "application/json"}
+#: Charts ``report.html`` embeds (``charts/<name>``), written by the audit report.
+CHARTS = ("outcomes.svg", "quarantine.svg", "time.svg")
 
 
 async def require_reader(request: Request) -> Any:
@@ -87,13 +88,29 @@ def quarantine(user: Reader, entity: str, rule: str | None = None) -> str:
     return page.quarantine_page(entity, rule, _read(queries.quarantined, entity, rule))
 
 
-@app.get("/reports/{folder}/{name}", response_class=PlainTextResponse)
-def report(user: Reader, folder: str, name: str) -> str:
-    """One report file of a run (reconciliation.md or report.json), nothing else."""
+@app.get("/reports/{folder}/{name}")
+def report(user: Reader, folder: str, name: str) -> FileResponse:
+    """One report file of a run (``page.REPORT_FILES``: report.html, Markdown, JSON)."""
+    if name not in page.REPORT_FILES:
+        raise HTTPException(status_code=404, detail="no such report")
+    return _report_file(folder, name)
+
+
+@app.get("/reports/{folder}/charts/{name}")
+def chart(user: Reader, folder: str, name: str) -> FileResponse:
+    """A chart ``report.html`` shows (its relative ``charts/<name>.svg`` links land here)."""
+    if name not in CHARTS:
+        raise HTTPException(status_code=404, detail="no such chart")
+    return _report_file(folder, f"charts/{name}", "image/svg+xml")
+
+
+def _report_file(folder: str, relative: str, media_type: str | None = None) -> FileResponse:
+    """A file of one run's report folder; 404 outside the reports folder or when missing."""
     from migration_ops.settings import reports_dir
 
     root = reports_dir().resolve()
-    path = (root / folder / name).resolve()
-    if name not in REPORT_FILES or path.parent.parent != root or not path.is_file():
+    run_folder = (root / folder).resolve()
+    path = (run_folder / relative).resolve()
+    if run_folder.parent != root or not path.is_relative_to(run_folder) or not path.is_file():
         raise HTTPException(status_code=404, detail="no such report")
-    return Path(path).read_text(encoding="utf-8")
+    return FileResponse(path, media_type=media_type or MEDIA_TYPES[path.suffix])

@@ -40,6 +40,10 @@ def run_link(dag_id: str, migration_run_id: str) -> str:
     return f"../dags/{quote(dag_id, safe='')}/runs/{quote(airflow_run, safe='')}"
 
 
+#: Report files of a run the dashboard links and serves (nothing else under the reports folder).
+REPORT_FILES = ("report.html", "reconciliation.md", "report.json")
+
+
 def report_link(migration_run_id: str, name: str) -> str:
     """Relative link to one of the run's report files, served by the dashboard."""
     folder = migration_run_id.replace("/", "_").replace(":", "-")
@@ -54,14 +58,7 @@ def _phase_html(phase: dict[str, Any]) -> str:
         f'— <span class="{status}" data-testid="status-{phase["phase"]}">{status}</span></h2>'
     ]
     if run is not None:
-        run_id = run["run_id"]
-        parts.append(
-            f"<p>last run <code>{escape(run_id)}</code> started {escape(str(run['started_at']))}"
-            f" by {escape(str(run['triggered_by']))} · "
-            f'<a href="{escape(run_link(run["dag_id"], run_id))}" target="_top">DAG run</a> · '
-            f'<a href="{escape(report_link(run_id, "reconciliation.md"))}">reconciliation.md</a>'
-            f' · <a href="{escape(report_link(run_id, "report.json"))}">report.json</a></p>'
-        )
+        parts.append(_run_line(run))
     recon = [
         [r["entity"], r["source_rows"], r["loaded_rows"], r["merged_rows"], r["quarantined_rows"]]
         for r in phase["reconciliation"]
@@ -85,9 +82,11 @@ def _phase_html(phase: dict[str, Any]) -> str:
         for c in phase["checks"]
     ]
     if checks:
-        parts.append("<h3>Row-level checks</h3>")
+        parts.append("<h3>Suite checks</h3>")
         headers = ["entity", "pass", "suite", "success", "expectations", "failed"]
         parts.append(_table(headers, checks, f"checks-{phase['phase']}"))
+    if run is not None:
+        parts.append(_row_proof_html(phase))
     quarantine = [
         [
             f'<a href="quarantine?{urlencode({"entity": q["entity"], "rule": q["rule"]})}">'
@@ -100,6 +99,33 @@ def _phase_html(phase: dict[str, Any]) -> str:
     parts.append("<h3>Open quarantine</h3>")
     parts.append(_linked_table(["entity", "rule", "rows"], quarantine, phase["phase"]))
     return "\n".join(parts)
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    """The phase's last run: id, start, who triggered it; links to its DAG run and reports."""
+    run_id = run["run_id"]
+    reports = " · ".join(
+        f'<a href="{escape(report_link(run_id, name))}">{escape(name)}</a>' for name in REPORT_FILES
+    )
+    return (
+        f"<p>last run <code>{escape(run_id)}</code> started {escape(str(run['started_at']))}"
+        f" by {escape(str(run['triggered_by']))} · "
+        f'<a href="{escape(run_link(run["dag_id"], run_id))}" target="_top">DAG run</a> · '
+        f"{reports}</p>"
+    )
+
+
+def _row_proof_html(phase: dict[str, Any]) -> str:
+    """The run's row-level proof legacy ↔ target per entity, and how many findings it left."""
+    keys = ("compared_rows", "matched_rows", "mismatched_rows", "missing_rows")
+    rows = [
+        [r["entity"], *(r[k] for k in keys), r["unexpected_rows"], r["findings"], r["method"]]
+        for r in phase["row_proof"]
+    ]
+    headers = ["entity", "compared", "matched", "mismatched", "missing", "unexpected"]
+    return "<h3>Row-level proof (legacy ↔ target)</h3>" + _table(
+        [*headers, "findings", "method"], rows, f"rows-{phase['phase']}"
+    )
 
 
 def _linked_table(headers: list[str], rows: list[list[Any]], phase: int) -> str:

@@ -31,6 +31,13 @@ CHECKS = """
 select entity, pass, suite, success, evaluated, failed from migration.validation_results
 where run_id = %s order by entity, pass
 """
+ROW_PROOF = """
+select v.entity, v.compared_rows, v.matched_rows, v.mismatched_rows, v.missing_rows,
+       v.unexpected_rows, v.method,
+       (select count(*) from migration.row_findings as f
+        where f.run_id = v.run_id and f.entity = v.entity) as findings
+from migration.row_validation as v where v.run_id = %s order by v.entity
+"""
 BACKUPS = """
 select backup_id, database, phase, reason, status, size_bytes, started_at, verified_at
 from migration.backups order by backup_id desc limit %s
@@ -53,20 +60,23 @@ def _rows(conn: psycopg.Connection[Any], query: str, args: tuple[Any, ...] = ())
         return list(cur.execute(query, args).fetchall())
 
 
-def _has_backups(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("select to_regclass('migration.backups') is not null").fetchone()
+def _has_table(conn: psycopg.Connection[Any], table: str) -> bool:
+    """Whether ``migration.<table>`` exists (a target before its first backup or row proof)."""
+    row = conn.execute("select to_regclass(%s) is not null", (f"migration.{table}",)).fetchone()
     return bool(row and row[0])
 
 
 def summary(conn: psycopg.Connection[Any], backups: int = 10) -> dict[str, Any]:
-    """Per phase: latest run, reconciliation, open quarantine by rule, suite results; backups.
+    """Per phase: latest run, reconciliation, open quarantine, suite checks, row proof; backups.
 
+    The suite checks and the row-level proof (with its findings count) are the latest run's.
     Phases that never ran are listed too (status ``not run``), so the page always shows
     the whole migration.
     """
     if not _has_schema(conn):
         return {"phases": [_phase(p.number, p.dag_id, p.title, None, []) for p in PHASES]}
     latest = {r["phase"]: r for r in _rows(conn, LATEST_RUNS)}
+    row_proof = _has_table(conn, "row_validation")
     quarantine = _rows(conn, OPEN_QUARANTINE)
     phases = []
     for spec in PHASES:
@@ -82,8 +92,10 @@ def summary(conn: psycopg.Connection[Any], backups: int = 10) -> dict[str, Any]:
         if run is not None:
             item["reconciliation"] = _rows(conn, RECONCILIATION, (run["run_id"],))
             item["checks"] = _rows(conn, CHECKS, (run["run_id"],))
+            if row_proof:
+                item["row_proof"] = _rows(conn, ROW_PROOF, (run["run_id"],))
         phases.append(item)
-    recent = _rows(conn, BACKUPS, (backups,)) if _has_backups(conn) else []
+    recent = _rows(conn, BACKUPS, (backups,)) if _has_table(conn, "backups") else []
     return {"phases": phases, "backups": recent}
 
 
@@ -96,6 +108,7 @@ def _phase(number: int, dag_id: str, title: str, run: Row | None, quarantine: li
         "status": run["status"] if run else "not run",
         "reconciliation": [],
         "checks": [],
+        "row_proof": [],
         "quarantine": quarantine,
     }
 
