@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql
+
 from migration_ops.db import connect
 
 #: Debian's Chromium (`.ci/run` installs it); the flags keep it off the network: every host
@@ -31,6 +33,33 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+
+
+def rows_outside_public_and_migration(dsn: str) -> dict[str, int]:
+    """Every table outside ``public`` and ``migration`` that holds rows, counted exactly.
+
+    Issue 14: after a successful run no legacy row value rests anywhere else (staging emptied,
+    nothing in Supabase's ``auth``, ``storage`` or ``extensions``). Only the system catalogs
+    are left out; ``reltuples`` is an estimate, so every table is counted.
+    """
+    with connect(dsn) as conn:
+        tables = conn.execute(
+            """
+            select n.nspname, c.relname
+            from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+            where c.relkind in ('r', 'p', 'm')
+                and n.nspname not in ('public', 'migration', 'pg_catalog', 'information_schema')
+                and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%'
+            order by 1, 2
+            """
+        ).fetchall()
+        counts = {
+            f"{schema}.{table}": conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier(schema, table))
+            ).fetchone()[0]
+            for schema, table in tables
+        }
+    return {table: rows for table, rows in counts.items() if rows}
 
 
 #: Birth dates as reports, logs or a spreadsheet export might print them.

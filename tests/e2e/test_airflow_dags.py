@@ -12,6 +12,7 @@ import pytest
 from include.entities import PHASES
 from migration_ops import local_env, runs
 from migration_ops.db import connect, scalar
+from tests.e2e.audit_checks import rows_outside_public_and_migration
 from tests.e2e.kill_harness import migrate_command, migrate_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
@@ -128,6 +129,7 @@ def test_migrate_runs_every_phase_through_airflow(
         assert printed[entity] == (source, loaded, merged, quarantined), entity
     assert printed["profiles"][0] == legacy_users, "every legacy user is counted as source"
     _assert_auditor_pages(tmp_path, sandbox_dsn, target, result.stdout)
+    assert rows_outside_public_and_migration(target) == {}, "no legacy row rests elsewhere"
 
     synced = migrate_cli(tmp_path, pg_socket, "e2e_legacy", "e2e_airflow_target", command="sync")
     assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
@@ -145,6 +147,7 @@ def test_migrate_runs_every_phase_through_airflow(
             "join migration.runs as r using (run_id) where r.phase = 0",
         )
     assert changed == 0, "nothing changed in legacy since the full load"
+    assert rows_outside_public_and_migration(target) == {}, "nor after a sync"
     _assert_no_phi(tmp_path, sandbox_dsn, target)
 
 

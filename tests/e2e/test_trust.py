@@ -18,6 +18,7 @@ from migration_ops import local_env, pipeline, runs
 from migration_ops.db import connect, scalar
 from migration_ops.errors import MigrationError
 from migration_ops.validate import QuarantineLimit
+from tests.e2e.audit_checks import rows_outside_public_and_migration
 from tests.e2e.conftest import copy_of_sandbox
 
 pytestmark = pytest.mark.e2e
@@ -163,17 +164,8 @@ def test_no_legacy_rows_rest_outside_public_and_migration_and_passwords_are_neve
     runs.finish_run(target, run, PHASE_1)
 
     assert _staging_tables(target) == [], "reconciled entities leave nothing in staging"
+    assert rows_outside_public_and_migration(target) == {}
     with connect(target) as conn:
-        holding = conn.execute(
-            """
-            select n.nspname || '.' || c.relname, c.reltuples
-            from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
-            where c.relkind in ('r', 'p', 'm')
-                and n.nspname not in ('public', 'migration', 'pg_catalog', 'information_schema',
-                                      'pg_toast', 'auth', 'storage', 'extensions')
-            """
-        ).fetchall()
-        assert holding == [], f"tables outside public and migration: {holding}"
         assert scalar(conn, "select count(*) from migration.staged_entities") == 0
         loaded = dict(conn.execute("select legacy_user_id, password_hash from public.profiles"))
     with connect(sandbox_dsn) as conn:
