@@ -224,6 +224,24 @@ def _rewrite_reports(target_dsn: str, run_ids: list[str]) -> None:
             log.warning("report of ended run %s not rewritten (%s)", run_id, type(exc).__name__)
 
 
+def _drop_dead_staging(conn: psycopg.Connection[Any], phase: PhaseSpec) -> None:
+    """Drop the staging tables that failed (or rolled back) runs of the phase still own.
+
+    A run that did not reconcile an entity never released its staging: the copies of legacy
+    rows would stay until the next extract of that entity. The new run drops them first.
+    """
+    owned = conn.execute(
+        """
+        delete from migration.staged_entities as s using migration.runs as r
+        where r.run_id = s.run_id and r.phase = %s and r.status in ('failed', 'rolled_back')
+        returning s.entity
+        """,
+        (phase.number,),
+    ).fetchall()
+    for (entity,) in owned:
+        staging.drop_entity_tables(conn, entity)
+
+
 def begin_run(
     target_dsn: str,
     phase: PhaseSpec,
@@ -238,7 +256,8 @@ def begin_run(
     A running run of the same phase whose process is dead (a killed ``make migrate``) is
     marked failed as abandoned, so the new run carries on; a live one makes this run refuse.
     A validated run killed before its Asset was emitted is demoted to failed (``emitted``:
-    the runs whose Asset Airflow recorded; see :func:`demote_unpublished`).
+    the runs whose Asset Airflow recorded; see :func:`demote_unpublished`). The staging
+    tables failed runs of the phase left behind are dropped (no legacy rows at rest).
     """
     with connect(target_dsn, application_name="migration:begin") as conn:
         conn.execute(
@@ -246,6 +265,7 @@ def begin_run(
         )
         ended = _abandon_dead_runs(conn, phase, run_id)
         ended += _demote_unpublished(conn, phase.number, f"run {run_id}", emitted)
+        _drop_dead_staging(conn, phase)
         row = conn.execute(
             """
             insert into migration.runs

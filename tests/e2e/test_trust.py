@@ -260,6 +260,38 @@ def test_a_run_whose_process_is_dead_is_abandoned_a_live_one_refuses(supabase_db
         )
 
 
+def test_the_next_run_drops_the_staging_a_dead_run_left(pg_socket, sandbox_dsn) -> None:
+    """A killed run's staging (legacy rows at rest) goes at the next begin, not the next extract.
+
+    The dead run extracted every entity of phase 1 and transformed profiles; the next begin
+    alone (no extract) drops what it staged, by name, and forgets its ownership.
+    """
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_dead_staging", recreate=True)
+    runs.apply_schema(target, PHASE_1)
+    dead = runs.begin_run(target, PHASE_1, "dead", triggered_by="pytest", params={})
+    pipeline.extract_step(sandbox_dsn, target, dead, PHASE_1.ordered())
+    pipeline.transform_step(target, dead, PROFILES)
+    left = _staging_tables(target)
+    assert {t.split("__")[0] for t in left} == {e.name for e in PHASE_1.entities}
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    with connect(target) as conn:
+        conn.execute(
+            "update migration.runs set owner = %s where run_id = 'dead'",
+            (f"{socket.gethostname()}:{exited.pid}",),
+        )
+
+    runs.begin_run(target, PHASE_1, "next", triggered_by="pytest", params={})
+
+    assert [t for t in _staging_tables(target) if t in left] == [], "the dead run's staging"
+    assert _staging_tables(target) == []
+    with connect(target) as conn:
+        assert conn.execute(
+            "select status from migration.runs where run_id = 'dead'"
+        ).fetchone() == ("failed",)
+        assert scalar(conn, "select count(*) from migration.staged_entities") == 0
+
+
 def _validated_unconfirmed(target: str, run_id: str, owner: str) -> None:
     """A phase-1 run that committed `validated` in publish and whose process is ``owner``."""
     run = runs.begin_run(target, PHASE_1, run_id, triggered_by="pytest", params={})
