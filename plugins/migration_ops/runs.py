@@ -139,15 +139,12 @@ def _abandon_dead_runs(conn: psycopg.Connection[Any], phase: PhaseSpec, run_id: 
                 "to finish or stop it, then start again",
                 rule="runs.one_live_run_per_phase",
             )
-    return [
-        other
-        for other, owner, _, _ in others
-        if _end(
-            conn,
-            other,
-            f"abandoned: its process {owner or '?'} is gone; superseded by run {run_id}",
-        )
-    ]
+    reported = []
+    for other, owner, _, _ in others:
+        reason = f"abandoned: its process {owner or '?'} is gone; superseded by run {run_id}"
+        if _end(conn, other, reason):
+            reported.append(other)
+    return reported
 
 
 def _demote_unpublished(
@@ -173,22 +170,21 @@ def _demote_unpublished(
         (phase_number,),
     ).fetchall()
     dead = [(r, owner) for r, owner, beat, now in candidates if owner_is_dead(owner, beat, now)]
-    for run_id, _ in dead:
+    demoted = []
+    for run_id, owner in dead:
         if run_id in emitted:
             conn.execute(
                 "update migration.runs set published_at = now() where run_id = %s", (run_id,)
             )
-    return [
-        run_id
-        for run_id, owner in dead
-        if run_id not in emitted
-        and _end(
+            continue
+        _end(
             conn,
             run_id,
             f"unpublished: validated, but its process {owner or '?'} died before its Asset "
             f"was emitted; demoted by {by}",
         )
-    ]
+        demoted.append(run_id)
+    return demoted
 
 
 def _end(conn: psycopg.Connection[Any], run_id: str, reason: str) -> bool:
