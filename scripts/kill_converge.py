@@ -84,6 +84,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
+    # The clean reference loads in this process: phase 5 needs the provider `migrate_env`
+    # gives the killed runs (the offline one unless chosen otherwise).
+    os.environ.setdefault("MIGRATION_EMBEDDING_PROVIDER", "hashing")
     socket_dir = local_env.start("test-pg")
     legacy = local_env.ensure_database(socket_dir, LEGACY)
     media = local_dir() / "kill-media"
