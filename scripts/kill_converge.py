@@ -4,7 +4,8 @@ Each round migrates a fresh target from the sandbox legacy database through Airf
 (``python -m migration_ops.cli migrate``, what ``make migrate`` runs), SIGKILLs the whole
 process group at a random moment of that run, runs ``migrate`` again to the end and compares
 the target with a clean full load of the same legacy database: same rows by legacy id, same
-open quarantine, no run left ``running``, nothing left in staging. Prints one line per round
+open quarantine, no run left ``running``, nothing left in staging, every run ``validated``
+exactly when Airflow recorded its Asset. Prints one line per round
 and a summary; exits non-zero if any round did not converge.
 
     python scripts/kill_converge.py --runs 10            # `make kill-converge`
@@ -28,7 +29,13 @@ from migration_ops.db import connect, scalar
 from migration_ops.local_storage import LocalStorageServer, write_expected_objects
 from migration_ops.settings import local_dir
 from tests.e2e.conftest import run_phase
-from tests.e2e.kill_harness import comparable, kill_at, migrate_env, run_to_end
+from tests.e2e.kill_harness import (
+    comparable,
+    kill_at,
+    migrate_env,
+    run_to_end,
+    status_asset_disagreements,
+)
 
 LEGACY = "kill_legacy"
 
@@ -56,11 +63,13 @@ def _round(
     validated = all(runs.latest_run_status(target, n) == "validated" for n in range(1, through + 1))
     same = code == 0 and validated and comparable(target, through) == reference
     running, staged = _leftovers(target)
-    converged = same and running == 0 and staged == 0
+    metadata = local_env.dsn(socket_dir, f"{target_db}_airflow")
+    disagree = len(status_asset_disagreements(target, metadata))
+    converged = same and running == 0 and staged == 0 and disagree == 0
     print(
         f"round {index:2d}: {outcome:<22} rerun exit {code} in {time.monotonic() - started:5.1f}s"
         f"  same as clean load: {'yes' if same else 'NO'}  running runs left: {running}"
-        f"  staging tables left: {staged}",
+        f"  staging tables left: {staged}  status/Asset disagreements: {disagree}",
         flush=True,
     )
     local_env.ensure_supabase_database(socket_dir, target_db, recreate=True)
@@ -75,6 +84,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
+    # The clean reference loads in this process: phase 5 needs the provider `migrate_env`
+    # gives the killed runs (the offline one unless chosen otherwise).
+    os.environ.setdefault("MIGRATION_EMBEDDING_PROVIDER", "hashing")
     socket_dir = local_env.start("test-pg")
     legacy = local_env.ensure_database(socket_dir, LEGACY)
     media = local_dir() / "kill-media"

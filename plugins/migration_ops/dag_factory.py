@@ -147,11 +147,36 @@ def _run(value: dict[str, Any]) -> Any:
 def gate(phase_number: int) -> None:
     """#### Gate
 
-    Refuse to start unless the previous phase's latest run has validated.
+    Refuse to start unless the previous phase's latest run has validated (a validated run
+    whose Asset was never emitted is demoted first: it does not count).
     """
     from migration_ops.runs import check_gate
 
-    check_gate(_dsns()[1], get_phase(phase_number))
+    check_gate(_dsns()[1], get_phase(phase_number), emitted=_emitted())
+
+
+def _gated_by(phase: PhaseSpec) -> list[Asset]:
+    """The Assets of the phases the gate of ``phase`` checks (read as its inlets)."""
+    from include.entities import LEGACY_PHASES
+
+    if phase.number == SYNC_PHASE:
+        return [Asset(p.asset_uri) for p in LEGACY_PHASES]
+    return [Asset(get_phase(phase.number - 1).asset_uri)] if phase.number > 1 else []
+
+
+def _emitted() -> set[str]:
+    """``<dag id>__<Airflow run id>`` of every run whose Asset event Airflow recorded.
+
+    Read through the calling task's inlets: a validated run whose publish was killed after
+    Airflow recorded its Asset but before the confirmation is confirmed, not demoted.
+    """
+    context = get_current_context()
+    events = context["inlet_events"]
+    return {
+        f"{event.source_dag_id}__{event.source_run_id}"
+        for inlet in context["task"].inlets
+        for event in events[inlet]
+    }
 
 
 @task
@@ -174,7 +199,8 @@ def preflight() -> str:
 def begin(phase_number: int) -> dict[str, Any]:
     """#### Begin
 
-    Apply the target schema (idempotent) and record the run.
+    Apply the target schema (idempotent) and record the run; a dead run of the phase is
+    abandoned, a validated one whose Asset was never emitted demoted, their staging dropped.
     """
     from migration_ops import runs
 
@@ -188,6 +214,7 @@ def begin(phase_number: int) -> dict[str, Any]:
         f"{phase.dag_id}__{context['run_id']}",
         triggered_by=current_actor(),
         params=dict(context["params"]),
+        emitted=_emitted(),
     )
     return run.to_xcom()
 
@@ -454,7 +481,9 @@ def record_failure() -> None:
     After everything else has finished: unless `publish` succeeded, mark the run failed and
     write its report, so the gate stays closed and status, reports and Asset agree (no Asset
     is emitted without a successful `publish`); then fail, so the DAG run shows failed.
-    Skipped when the run validated.
+    Skipped when the run validated. If marking fails the run stays `running` under a dead
+    process (the next run abandons it); if the report fails there is none (reports are
+    written whole or not at all), never one that says validated.
 
     Derives the run id from the context rather than from ``begin``'s XCom, so it also
     works when ``begin`` itself never ran.
@@ -474,26 +503,45 @@ def record_failure() -> None:
     )
 
 
+def _confirm_published(context: Any) -> None:
+    """``publish``'s success callback: Airflow has recorded the Asset, so the run is published.
+
+    A run killed between its ``validated`` commit and this point stays unconfirmed, and the
+    next run of its phase (or the next phase's gate) demotes it (``runs.demote_unpublished``).
+    """
+    from migration_ops import runs
+
+    runs.confirm_published(_dsns()[1], f"{context['dag'].dag_id}__{context['run_id']}")
+
+
 def _publish(phase: PhaseSpec) -> Any:
-    @task(task_id="publish", outlets=[Asset(phase.asset_uri)])
+    @task(
+        task_id="publish",
+        outlets=[Asset(phase.asset_uri)],
+        on_success_callback=_confirm_published,
+    )
     @value_free_task("run", "publish")
     def publish(run: dict[str, Any]) -> str:
         """#### Publish
 
-        Mark the run validated, write the reports, emit the phase's Asset. If writing the
-        reports fails, the run is marked failed again before the task fails: the status never
-        says validated while no Asset was emitted.
+        Check every entity reconciled, write the reports as validated, then commit
+        `validated` as the last act before Airflow emits the phase's Asset. A failure before
+        that commit leaves the run `running` for `record_failure` to mark failed; a kill right
+        after it leaves a validated run without an Asset, which the next run or gate demotes.
         """
         from migration_ops import reports, runs
 
         target = _dsns()[1]
         context = _run(run)
-        runs.finish_run(target, context, get_phase(run["phase"]))
-        try:
-            return str(reports.write(target, run["run_id"]))
-        except Exception:
-            runs.mark_failed(target, run["run_id"])
-            raise
+        phase = get_phase(run["phase"])
+        finished_at = runs.reconciled_at(target, context, phase)
+        written = reports.write(
+            target,
+            context.run_id,
+            about_to_record={"status": "validated", "finished_at": finished_at.isoformat()},
+        )
+        runs.finish_run(target, context, phase, finished_at=finished_at, asset=True)
+        return str(written)
 
     return publish
 
@@ -605,14 +653,15 @@ def build_phase_dag(phase: PhaseSpec) -> DAG:
         tags=["migration", f"phase-{phase.number}" if phase.number else "sync", phase.name],
         doc_md=_doc(phase),
     ) as dag:
-        run: Any = begin(phase.number)
+        run: Any = begin.override(inlets=[Asset(phase.asset_uri)])(phase.number)
+        checked: Any = gate.override(inlets=_gated_by(phase))
         if phase.number == SYNC_PHASE:
-            gate(phase.number) >> run
+            checked(phase.number) >> run
         else:
             backup = backup_group(f"before phase {phase.number}", phase.number)
             backup >> run
             if phase.number > 1:
-                gate(phase.number) >> [backup, run]
+                checked(phase.number) >> [backup, run]
             else:
                 preflight() >> [backup, run]
         staged: Any = extract.override(task_id="extract")(run, phase.number)

@@ -10,6 +10,7 @@ ids, rule names and counts only: no legacy values, so no PHI.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -145,11 +146,56 @@ def directory_of(run_id: str, directory: Path | None = None) -> Path:
     return (directory or reports_dir()) / run_id.replace("/", "_").replace(":", "-")
 
 
-def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
-    """Write the run's reports; return the directory they are in."""
+def write(
+    target_dsn: str,
+    run_id: str,
+    directory: Path | None = None,
+    *,
+    about_to_record: dict[str, Any] | None = None,
+) -> Path:
+    """Write the run's reports, all or none; return the directory they are in.
+
+    The files are written to a hidden sibling directory that replaces the run's directory
+    only once complete, so a failure or a kill half-way leaves the previous reports (or none),
+    never a mix. ``about_to_record`` overrides columns of the run's row (``status``,
+    ``finished_at``): ``publish`` writes the reports of a validated run before it commits
+    ``validated``, so that commit is its last act before the Asset.
+    """
     data = collect(target_dsn, run_id)
+    data["run"].update(about_to_record or {})
+    final = directory_of(run_id, directory)
+    out = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(out, ignore_errors=True)  # what a killed write left
+    out.mkdir(parents=True)
+    try:
+        _write_files(target_dsn, data, out)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    replaced = final.with_name(f".{final.name}.replaced")
+    shutil.rmtree(replaced, ignore_errors=True)
+    if final.exists():
+        final.rename(replaced)
+    out.rename(final)
+    shutil.rmtree(replaced, ignore_errors=True)
+    from migration_ops.audit import archive
+
+    if archive.enabled():
+        archive.archive(target_dsn, run_id, final)
+    return final
+
+
+def discard(run_id: str, directory: Path | None = None) -> bool:
+    """Remove the run's reports (before its status changes under them); whether it had any."""
     out = directory_of(run_id, directory)
-    out.mkdir(parents=True, exist_ok=True)
+    existed = out.is_dir()
+    shutil.rmtree(out, ignore_errors=True)
+    return existed
+
+
+def _write_files(target_dsn: str, data: dict[str, Any], out: Path) -> None:
+    """Every report file of the run whose ``data`` was collected, into ``out``."""
+    run_id = data["run"]["run_id"]
     (out / "report.json").write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     run = data["run"]
     lines = [
@@ -201,4 +247,3 @@ def write(target_dsn: str, run_id: str, directory: Path | None = None) -> Path:
     from migration_ops.audit.report import write_all  # report.html, charts, GX Data Docs
 
     write_all(target_dsn, data, out)
-    return out

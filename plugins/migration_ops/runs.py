@@ -7,8 +7,10 @@ checkpoint row and nothing else, so reruns never duplicate history.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +18,12 @@ from typing import Any
 import psycopg
 
 from include.entities.spec import EntitySpec, PhaseSpec
-from migration_ops import schema, staging
+from migration_ops import reports, schema, staging
 from migration_ops.db import connect
 from migration_ops.errors import GateClosed, MigrationError
 from migration_ops.sync import apply as sync_apply
+
+log = logging.getLogger(__name__)
 
 #: ``migration.runs.phase`` of the nightly sync's runs (they span phases 1–4).
 SYNC_PHASE = 0
@@ -110,8 +114,11 @@ def owner_is_dead(owner: str | None, heartbeat_at: datetime | None, now: datetim
     return heartbeat_at is None or now - heartbeat_at > lease
 
 
-def _abandon_dead_runs(conn: psycopg.Connection[Any], phase: PhaseSpec, run_id: str) -> None:
+def _abandon_dead_runs(conn: psycopg.Connection[Any], phase: PhaseSpec, run_id: str) -> list[str]:
     """Mark the phase's other running runs failed when their process is gone, else refuse.
+
+    Returns:
+        the abandoned runs that had reports (to write again, saying how they ended).
 
     Raises:
         MigrationError: another run of the phase is alive (two live runs never load at once).
@@ -132,31 +139,129 @@ def _abandon_dead_runs(conn: psycopg.Connection[Any], phase: PhaseSpec, run_id: 
                 "to finish or stop it, then start again",
                 rule="runs.one_live_run_per_phase",
             )
-        conn.execute(
-            """
-            update migration.runs
-            set status = 'failed', finished_at = now(),
-                status_reason = 'abandoned: its process ' || coalesce(owner, '?')
-                    || ' is gone; superseded by run ' || %s
-            where run_id = %s
-            """,
-            (run_id, other),
+    reported = []
+    for other, owner, _, _ in others:
+        reason = f"abandoned: its process {owner or '?'} is gone; superseded by run {run_id}"
+        if _end(conn, other, reason):
+            reported.append(other)
+    return reported
+
+
+def _demote_unpublished(
+    conn: psycopg.Connection[Any], phase_number: int, by: str, emitted: Collection[str]
+) -> list[str]:
+    """Mark failed the phase's validated runs killed before their Asset was emitted.
+
+    ``publish`` commits ``validated`` as its last act and Airflow then records the Asset, after
+    which publish's success callback sets ``published_at``. A validated run without it whose
+    process is gone died in between. If Airflow recorded its Asset (``emitted``: the runs
+    whose Asset events the calling task read) only the callback was lost: the run is
+    confirmed. Otherwise no Asset announced it, so it must not open a gate: it is demoted.
+
+    Returns:
+        the demoted runs (publish wrote their reports before committing ``validated``).
+    """
+    candidates = conn.execute(
+        """
+        select run_id, owner, heartbeat_at, now() from migration.runs
+        where phase = %s and status = 'validated' and published_at is null
+        for update
+        """,
+        (phase_number,),
+    ).fetchall()
+    dead = [(r, owner) for r, owner, beat, now in candidates if owner_is_dead(owner, beat, now)]
+    demoted = []
+    for run_id, owner in dead:
+        if run_id in emitted:
+            conn.execute(
+                "update migration.runs set published_at = now() where run_id = %s", (run_id,)
+            )
+            continue
+        _end(
+            conn,
+            run_id,
+            f"unpublished: validated, but its process {owner or '?'} died before its Asset "
+            f"was emitted; demoted by {by}",
         )
+        demoted.append(run_id)
+    return demoted
+
+
+def _end(conn: psycopg.Connection[Any], run_id: str, reason: str) -> bool:
+    """Mark a run another process ended failed, with the reason; its reports go with it.
+
+    The reports are removed before the status changes (a report never says more than the
+    status); :func:`_rewrite_reports` writes them again once the change is committed.
+
+    Returns:
+        whether the run had reports.
+    """
+    conn.execute(
+        """
+        update migration.runs
+        set status = 'failed', finished_at = coalesce(finished_at, now()), status_reason = %s
+        where run_id = %s
+        """,
+        (reason, run_id),
+    )
+    return reports.discard(run_id)
+
+
+def _rewrite_reports(target_dsn: str, run_ids: list[str]) -> None:
+    """Write the reports of runs another process ended, now saying how they ended.
+
+    Best effort: the status is already committed and no stale report contradicts it; a report
+    that cannot be written now is written by ``make report``. Logs the error's kind only.
+    """
+    for run_id in run_ids:
+        try:
+            reports.write(target_dsn, run_id)
+        except Exception as exc:  # noqa: BLE001 - the new run must not fail for an old report
+            log.warning("report of ended run %s not rewritten (%s)", run_id, type(exc).__name__)
+
+
+def _drop_dead_staging(conn: psycopg.Connection[Any], phase: PhaseSpec) -> None:
+    """Drop the staging tables that failed (or rolled back) runs of the phase still own.
+
+    A run that did not reconcile an entity never released its staging: the copies of legacy
+    rows would stay until the next extract of that entity. The new run drops them first.
+    """
+    owned = conn.execute(
+        """
+        delete from migration.staged_entities as s using migration.runs as r
+        where r.run_id = s.run_id and r.phase = %s and r.status in ('failed', 'rolled_back')
+        returning s.entity
+        """,
+        (phase.number,),
+    ).fetchall()
+    for (entity,) in owned:
+        staging.drop_entity_tables(conn, entity)
 
 
 def begin_run(
-    target_dsn: str, phase: PhaseSpec, run_id: str, *, triggered_by: str, params: dict[str, Any]
+    target_dsn: str,
+    phase: PhaseSpec,
+    run_id: str,
+    *,
+    triggered_by: str,
+    params: dict[str, Any],
+    emitted: Collection[str] = (),
 ) -> RunContext:
     """Record the start of a phase run (or find it again when the task is retried).
 
     A running run of the same phase whose process is dead (a killed ``make migrate``) is
     marked failed as abandoned, so the new run carries on; a live one makes this run refuse.
+    A validated run killed before its Asset was emitted is demoted to failed (``emitted``:
+    the runs whose Asset Airflow recorded; see :func:`demote_unpublished`). The staging
+    tables failed runs of the phase left behind are dropped (no legacy rows at rest).
     """
     with connect(target_dsn, application_name="migration:begin") as conn:
         conn.execute(
             "select pg_advisory_xact_lock(hashtext('migration.runs.phase'), %s)", (phase.number,)
         )
-        _abandon_dead_runs(conn, phase, run_id)
+        ended = _abandon_dead_runs(conn, phase, run_id)
+        ended += _demote_unpublished(conn, phase.number, f"run {run_id}", emitted)
+        _drop_dead_staging(conn, phase)
         row = conn.execute(
             """
             insert into migration.runs
@@ -178,6 +283,7 @@ def begin_run(
             """,
             (triggered_by, phase.number, run_id, json.dumps(params)),
         )
+    _rewrite_reports(target_dsn, ended)
     return RunContext(run_id=run_id, phase=phase.number, as_of=as_of.isoformat())
 
 
@@ -301,22 +407,77 @@ def reconcile(target_dsn: str, run: RunContext, entity: EntitySpec) -> dict[str,
     return counts
 
 
-def finish_run(target_dsn: str, run: RunContext, phase: PhaseSpec) -> str:
-    """Mark the run validated when every entity of the phase reconciled, else failed."""
+def reconciled_at(target_dsn: str, run: RunContext, phase: PhaseSpec) -> datetime:
+    """The time the run finishes, once every entity of the phase reconciled; else mark it failed.
+
+    Raises:
+        MigrationError: an entity is not reconciled (the run is marked failed first).
+    """
     with connect(target_dsn, application_name="migration:finish") as conn:
         rows = conn.execute(
             "select entity from migration.reconciliation where run_id = %s", (run.run_id,)
         ).fetchall()
-        reconciled = {r[0] for r in rows}
-        missing = sorted({e.name for e in phase.entities} - reconciled)
-        status = "failed" if missing else "validated"
-        conn.execute(
-            "update migration.runs set status = %s, finished_at = now() where run_id = %s",
-            (status, run.run_id),
-        )
+        missing = sorted({e.name for e in phase.entities} - {r[0] for r in rows})
+        if missing:
+            conn.execute(
+                "update migration.runs set status = 'failed', finished_at = now() "
+                "where run_id = %s",
+                (run.run_id,),
+            )
+        now = conn.execute("select now()").fetchone()
     if missing:
         raise MigrationError(f"phase-{phase.number}", f"entities not reconciled: {missing}")
-    return status
+    assert now is not None
+    return now[0]
+
+
+def finish_run(
+    target_dsn: str,
+    run: RunContext,
+    phase: PhaseSpec,
+    *,
+    finished_at: datetime | None = None,
+    asset: bool = False,
+) -> str:
+    """Mark the run validated when every entity of the phase reconciled, else failed.
+
+    Args:
+        target_dsn: the target.
+        run: the run.
+        phase: its phase.
+        finished_at: what :func:`reconciled_at` returned (the reports already carry it).
+        asset: an Asset is emitted after this commit (``publish``): ``published_at`` stays
+            null until :func:`confirm_published`; without, the run is published at once.
+
+    Raises:
+        MigrationError: an entity is not reconciled, or the run is no longer running (it was
+            abandoned by a newer run meanwhile).
+    """
+    finished = finished_at or reconciled_at(target_dsn, run, phase)
+    with connect(target_dsn, application_name="migration:finish") as conn:
+        row = conn.execute(
+            """
+            update migration.runs
+            set status = 'validated', finished_at = %s, owner = %s, heartbeat_at = now(),
+                published_at = case when %s then null else now() end
+            where run_id = %s and status = 'running'
+            returning run_id
+            """,
+            (finished, this_owner(), asset, run.run_id),
+        ).fetchone()
+        if row is None:
+            require_running(conn, run, entity=f"phase-{phase.number}")  # raises, naming why
+    return "validated"
+
+
+def confirm_published(target_dsn: str, run_id: str) -> None:
+    """Record that the validated run's Asset was emitted (``publish``'s success callback)."""
+    with connect(target_dsn, application_name="migration:finish") as conn:
+        conn.execute(
+            "update migration.runs set published_at = now() "
+            "where run_id = %s and status = 'validated'",
+            (run_id,),
+        )
 
 
 def mark_failed(target_dsn: str, run_id: str) -> bool:
@@ -349,18 +510,47 @@ def latest_run_status(target_dsn: str, phase_number: int) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _unvalidated(target_dsn: str, phase_number: int) -> str | None:
-    """Why ``phase_number`` does not count as validated (``None`` when its latest run did)."""
+def demote_unpublished(
+    target_dsn: str, phase_number: int, by: str, emitted: Collection[str] = ()
+) -> list[str]:
+    """Demote the phase's validated runs killed before their Asset (see ``_demote_unpublished``).
+
+    Args:
+        target_dsn: the target.
+        phase_number: the phase.
+        by: who demotes (named in the reason).
+        emitted: ``<dag id>__<Airflow run id>`` of the runs whose Asset events Airflow holds
+            (read by the calling task through its inlets); empty outside Airflow, where no
+            run emits an Asset and every run is published when it validates.
+
+    Returns:
+        the runs demoted (their reports rewritten).
+    """
+    if not _schema_exists(target_dsn):
+        return []
+    with connect(target_dsn, application_name="migration:gate") as conn:
+        demoted = _demote_unpublished(conn, phase_number, by, emitted)
+    _rewrite_reports(target_dsn, demoted)
+    return demoted
+
+
+def _unvalidated(target_dsn: str, phase_number: int, emitted: Collection[str]) -> str | None:
+    """Why ``phase_number`` does not count as validated (``None`` when its latest run did).
+
+    A validated run killed before its Asset was emitted is demoted first: it never counts.
+    """
+    demote_unpublished(target_dsn, phase_number, "the gate", emitted)
     status = latest_run_status(target_dsn, phase_number)
     if status == "validated":
         return None
     return "has never run" if status is None else f"latest run is '{status}'"
 
 
-def check_gate(target_dsn: str, phase: PhaseSpec) -> None:
+def check_gate(target_dsn: str, phase: PhaseSpec, emitted: Collection[str] = ()) -> None:
     """Refuse to run a phase before the previous phase's latest run has validated.
 
-    The sync (phase 0) needs every phase validated: it follows a full load.
+    The sync (phase 0) needs every phase validated: it follows a full load. ``emitted``: see
+    :func:`demote_unpublished`.
 
     Raises:
         GateClosed: with a message saying which phase to run (or fix) first.
@@ -369,7 +559,7 @@ def check_gate(target_dsn: str, phase: PhaseSpec) -> None:
 
     if phase.number == SYNC_PHASE:
         for earlier in LEGACY_PHASES:
-            if reason := _unvalidated(target_dsn, earlier.number):
+            if reason := _unvalidated(target_dsn, earlier.number, emitted):
                 raise GateClosed(
                     f"the sync cannot start: phase {earlier.number} {reason}. The sync follows "
                     "a full load: run the phases until phase 4 validates, then sync."
@@ -378,7 +568,7 @@ def check_gate(target_dsn: str, phase: PhaseSpec) -> None:
     if phase.number == 1:
         return
     previous = phase.number - 1
-    if reason := _unvalidated(target_dsn, previous):
+    if reason := _unvalidated(target_dsn, previous, emitted):
         raise GateClosed(
             f"phase {phase.number} cannot start: phase {previous} {reason}. "
             f"Run migrate_phase_{previous}_* until it validates, then trigger this phase again."

@@ -7,8 +7,9 @@ Staging holds copies of legacy rows between tasks, so two rules keep it honest:
   row lock, in its own transaction), so clearing an old run's task can never load what a newer
   run staged and record it as the old run.
 * **Nothing at rest.** Once an entity is reconciled its staging tables are dropped with the
-  registry row, in the same transaction; a failed run's staging is dropped by the next extract
-  of the entity (or ``make clean`` on the embedded default). A retry after that re-extracts.
+  registry row, in the same transaction; a failed or abandoned run's staging is dropped by
+  the next ``begin`` of its phase (``runs.begin_run``), or ``make clean`` on the embedded
+  default. A retry after that re-extracts.
 """
 
 from __future__ import annotations

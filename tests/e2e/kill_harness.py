@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,9 @@ KILL_POINTS: dict[str, str] = {
         "select 1 from pg_stat_activity where application_name like 'migration:extract:%%' "
         "and state = 'active'"
     ),
-    "load": (
-        "select 1 from pg_stat_activity where application_name like 'migration:load:%%' "
-        "and state <> 'idle'"
-    ),
 }
+#: The ``load`` kill point: held inside a load's transaction (see :func:`_kill_inside_a_load`).
+LOAD = "load"
 
 
 def migrate_env(
@@ -110,7 +108,7 @@ def _activity(query: str) -> Callable[[str, str], bool]:
 
 
 def kill_condition(point: str) -> Callable[[str, str], bool]:
-    """``backup``, ``extract``, ``load`` or ``after-phase-N`` (between phases N and N+1)."""
+    """``backup``, ``extract`` or ``after-phase-N`` (between phases N and N+1)."""
     if point.startswith("after-phase-"):
         return _phase_validated(int(point.rsplit("-", 1)[1]))
     return _activity(KILL_POINTS[point])
@@ -130,7 +128,8 @@ def kill_at(
 
     Returns:
         what happened: ``killed at <point>`` / ``killed after <s>s``, or ``finished`` when
-        the run ended before the moment came.
+        the run ended before the moment came. At ``load``: ``killed at load`` followed by
+        the entity and the stage its checkpoint was left at (see :func:`_kill_inside_a_load`).
     """
     process = subprocess.Popen(  # noqa: S603 - our own CLI
         migrate_command(through),
@@ -140,8 +139,10 @@ def kill_at(
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: the kill takes every child with it
     )
-    reached = kill_condition(point) if point else None
     deadline = time.monotonic() + (after_seconds if after_seconds is not None else timeout)
+    if point == LOAD:
+        return _kill_inside_a_load(process, server_dsn, target_dsn, deadline)
+    reached = kill_condition(point) if point else None
     while process.poll() is None and time.monotonic() < deadline:
         if reached is not None and reached(server_dsn, target_dsn):
             break
@@ -151,6 +152,72 @@ def kill_at(
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     return f"killed at {point}" if point else f"killed after {after_seconds:.1f}s"
+
+
+def _kill_inside_a_load(
+    process: subprocess.Popen[bytes], server_dsn: str, target_dsn: str, deadline: float
+) -> str:
+    """SIGKILL ``process`` while one of its loads is provably inside its transaction.
+
+    A load writes its ``loaded`` checkpoint last in its transaction. As soon as a load
+    session shows up, its entity's checkpoint row (of the running run) is locked here, so the
+    load blocks on it with its rows written but not committed; it is killed while it waits.
+    A load seen too late (its checkpoint already ``loaded``) is let go and the next is taken.
+
+    Returns:
+        ``killed at load: <entity> checkpoint left at <stage>`` (read once the killed
+        session is gone), or ``finished`` when no load could be caught.
+    """
+    with connect(target_dsn) as blocker, connect(server_dsn, autocommit=True) as monitor:
+        while process.poll() is None and time.monotonic() < deadline:
+            seen = monitor.execute(
+                "select substr(application_name, 16) from pg_stat_activity "
+                "where application_name like 'migration:load:%%' and state <> 'idle' limit 1"
+            ).fetchone()
+            held = (
+                seen
+                and blocker.execute(
+                    "select c.run_id, c.stage from migration.checkpoints as c "
+                    "join migration.runs as r using (run_id) "
+                    "where c.entity = %s and r.status = 'running' for update of c",
+                    (seen[0],),
+                ).fetchone()
+            )
+            if not held or held[1] == "loaded" or not (pid := _waiting_load(monitor, seen[0])):
+                blocker.rollback()
+                time.sleep(0.01)
+                continue
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            blocker.rollback()
+            while monitor.execute(
+                "select 1 from pg_stat_activity where pid = %s", (pid,)
+            ).fetchone():
+                time.sleep(0.05)
+            stage = blocker.execute(
+                "select stage from migration.checkpoints where run_id = %s and entity = %s",
+                (held[0], seen[0]),
+            ).fetchone()
+            blocker.rollback()
+            return f"killed at load: {seen[0]} checkpoint left at {stage[0]}"
+    return "finished"
+
+
+def _waiting_load(monitor: Any, entity: str, seconds: float = 60) -> int | None:
+    """The pid of the entity's load session once it waits for a lock (``None``: it ended)."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        row = monitor.execute(
+            "select pid, wait_event_type from pg_stat_activity "
+            "where application_name = %s and state <> 'idle'",
+            (f"migration:load:{entity}",),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] == "Lock":
+            return int(row[0])
+        time.sleep(0.01)
+    return None
 
 
 def run_to_end(env: dict[str, str], through: int | None, timeout: float = 900) -> int:
@@ -165,18 +232,26 @@ def run_to_end(env: dict[str, str], through: int | None, timeout: float = 900) -
     ).returncode
 
 
+#: Columns that record when (and how often) the migration did its work, not what it migrated:
+#: row timestamps and phase 5's queue bookkeeping (a killed embed retried counts one more try).
+WORK_TIMES = ("created_at", "updated_at", "enqueued_at", "next_attempt_at", "attempts")
+
+
 def comparable(target_dsn: str, through: int | None = None) -> dict[str, Any]:
     """Every migrated row without generated ids and timestamps, plus the open quarantine.
 
-    Two targets loaded from the same legacy database compare equal exactly when they hold the
-    same rows by legacy id and hold back the same rows under the same rules.
+    A foreign key (a generated uuid) is compared as the natural key of the row it points at
+    (its legacy id), so two loads that link a child to different parents differ. Two targets
+    loaded from the same legacy database compare equal exactly when they hold the same rows
+    by legacy id, linked the same way, and hold back the same rows under the same rules.
     """
     phases = [p for p in PHASES if through is None or p.number <= through]
+    natural = {e.target_table: e.conflict_key for p in PHASES for e in p.entities}
     result: dict[str, Any] = {}
     with connect(target_dsn) as conn:
         for phase in phases:
             for entity in phase.entities:
-                result[entity.name] = _entity_rows(conn, entity.target_table)
+                result[entity.name] = _entity_rows(conn, entity.target_table, natural)
         result["quarantine"] = conn.execute(
             "select entity, legacy_id, rule from migration.quarantine "
             "where resolved_at is null order by 1, 2, 3"
@@ -184,20 +259,47 @@ def comparable(target_dsn: str, through: int | None = None) -> dict[str, Any]:
     return result
 
 
-def _entity_rows(conn: Any, table: str) -> list[tuple[Any, ...]]:
+def _foreign_keys(conn: Any, table: str) -> dict[str, tuple[str, str]]:
+    """Single-column foreign keys of ``table``: column -> (referenced table, its column)."""
+    rows = conn.execute(
+        """
+        select a.attname, rn.nspname || '.' || rc.relname, ra.attname
+        from pg_constraint as c
+        join pg_attribute as a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+        join pg_class as rc on rc.oid = c.confrelid
+        join pg_namespace as rn on rn.oid = rc.relnamespace
+        join pg_attribute as ra on ra.attrelid = c.confrelid and ra.attnum = c.confkey[1]
+        where c.contype = 'f' and c.conrelid = %s::regclass and cardinality(c.conkey) = 1
+        """,
+        (table,),
+    ).fetchall()
+    return {column: (referenced, key) for column, referenced, key in rows}
+
+
+def _entity_rows(conn: Any, table: str, natural: dict[str, str]) -> list[tuple[Any, ...]]:
+    """The table's rows: uuid foreign keys to a migrated table as that row's natural key."""
     schema, name = table.split(".")
-    columns: Sequence[str] = [
-        r[0]
-        for r in conn.execute(
-            "select column_name from information_schema.columns where table_schema = %s "
-            "and table_name = %s and data_type <> 'uuid' "
-            "and column_name not in ('created_at', 'updated_at') order by ordinal_position",
-            (schema, name),
-        )
-    ]
-    query = sql.SQL("select {} from {}").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in columns), qualified(table)
-    )
+    links = _foreign_keys(conn, table)
+    selected: list[sql.Composable] = []
+    for column, data_type in conn.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = %s and table_name = %s "
+        "and column_name <> all(%s) order by ordinal_position",
+        (schema, name, list(WORK_TIMES)),
+    ):
+        if data_type != "uuid":
+            selected.append(sql.Identifier("t", column))
+        elif column in links and links[column][0] in natural:
+            referenced, key = links[column]
+            selected.append(
+                sql.SQL("(select r.{} from {} as r where r.{} = t.{})").format(
+                    sql.Identifier(natural[referenced]),
+                    qualified(referenced),
+                    sql.Identifier(key),
+                    sql.Identifier(column),
+                )
+            )
+    query = sql.SQL("select {} from {} as t").format(sql.SQL(", ").join(selected), qualified(table))
     return sorted((tuple(row) for row in conn.execute(query).fetchall()), key=repr)
 
 
@@ -243,3 +345,25 @@ def kill_load_at_its_checkpoint(
         worker.join(30)
         blocker.rollback()
     return errors[0] if errors else None
+
+
+def status_asset_disagreements(target_dsn: str, metadata_dsn: str) -> list[tuple[str, str, bool]]:
+    """Runs whose status and Asset disagree: ``(run_id, status, Asset emitted)``.
+
+    A run is ``validated`` exactly when Airflow recorded its phase's Asset event (read from
+    the Airflow metadata database of the ``migrate`` runs).
+    """
+    with connect(metadata_dsn) as conn:
+        emitted = {
+            f"{dag_id}__{run_id}"
+            for dag_id, run_id in conn.execute(
+                "select source_dag_id, source_run_id from asset_event"
+            )
+        }
+    with connect(target_dsn) as conn:
+        recorded = conn.execute("select run_id, status from migration.runs order by 1").fetchall()
+    return [
+        (run_id, status, run_id in emitted)
+        for run_id, status in recorded
+        if (status == "validated") != (run_id in emitted)
+    ]

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from include.entities import PHASES
+from include.entities import PHASES, get_phase
 from migration_ops import local_env, runs
 from migration_ops.db import connect, scalar
+from migration_ops.errors import GateClosed
 from tests.e2e.audit_checks import rows_outside_public_and_migration
 from tests.e2e.kill_harness import migrate_command, migrate_env
 
@@ -55,31 +56,42 @@ def migrate_cli(
 
 
 #: Failures injected into `airflow dags test` (in-process tasks) by a sitecustomize module.
-#: ``reports_in_publish``: writing the reports fails while the run says validated (in publish;
-#: record_failure's write after marking the run failed works). ``finish_run``: marking the run
-#: validated fails. Both raise MigrationError, which the retry policy does not retry.
+#: ``reports_in_publish``: writing the reports in publish (before ``validated``) fails;
+#: ``finish_run``: committing ``validated`` fails; ``mark_failed``: publish's reports fail and
+#: so does marking the run failed (record_failure cannot); ``reports_in_record_failure``:
+#: every report write fails; ``kill_after_validated``: the process is SIGKILLed right after
+#: publish committed ``validated``, before Airflow emits the Asset.
 FAULTS = """
 import os
+import signal
 
 fault = os.environ.get("MIGRATION_TEST_FAULT")
 if fault:
     from migration_ops import reports, runs
     from migration_ops.errors import MigrationError
 
-    if fault == "reports_in_publish":
-        original_write = reports.write
+    original_write, original_finish = reports.write, runs.finish_run
 
-        def write(target_dsn, run_id, directory=None):
-            if reports.collect(target_dsn, run_id)["run"]["status"] == "validated":
-                raise MigrationError("reports", "injected: the report volume is full")
-            return original_write(target_dsn, run_id, directory)
+    def write(target_dsn, run_id, directory=None, *, about_to_record=None):
+        if about_to_record or fault == "reports_in_record_failure":
+            raise MigrationError("reports", "injected: the report volume is full")
+        return original_write(target_dsn, run_id, directory)
 
-        reports.write = write
-    elif fault == "finish_run":
-        def finish_run(target_dsn, run, phase):
+    def finish_run(target_dsn, run, phase, **kwargs):
+        if fault == "finish_run":
             raise MigrationError("phase-1", "injected: the target went read-only")
+        original_finish(target_dsn, run, phase, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
 
+    def mark_failed(target_dsn, run_id):
+        raise MigrationError("phase-1", "injected: the target went away")
+
+    if fault in ("reports_in_publish", "mark_failed", "reports_in_record_failure"):
+        reports.write = write
+    if fault in ("finish_run", "kill_after_validated"):
         runs.finish_run = finish_run
+    if fault == "mark_failed":
+        runs.mark_failed = mark_failed
 """
 
 
@@ -195,24 +207,41 @@ def _printed_reconciliation(stdout: str) -> dict[str, tuple[int, int, int, int]]
     return printed
 
 
-@pytest.mark.parametrize("fault", ["reports_in_publish", "finish_run"])
+#: fault -> (status once migrate exited, statuses its report.json files say; status, reason
+#: and report statuses once the gate of phase 2 and the next phase-1 run have looked at it).
+PUBLISH_FAULTS: dict[str, tuple[str, list[str], str, str | None, list[str]]] = {
+    "reports_in_publish": ("failed", ["failed"], "failed", None, ["failed"]),
+    "finish_run": ("failed", ["failed"], "failed", None, ["failed"]),
+    "mark_failed": ("running", [], "failed", "abandoned: its process ", []),
+    "reports_in_record_failure": ("failed", [], "failed", None, []),
+    "kill_after_validated": (
+        "validated",
+        ["validated"],
+        "failed",
+        "unpublished: validated, but its process ",
+        ["failed"],
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(PUBLISH_FAULTS))
 def test_status_reports_and_asset_agree_when_publishing_fails(
-    tmp_path, pg_socket, sandbox_dsn, fault
+    tmp_path, pg_socket, sandbox_dsn, fault, monkeypatch
 ) -> None:
+    status, reported, settled, reason, settled_reports = PUBLISH_FAULTS[fault]
     target_db = f"e2e_publish_{fault}"
     target = local_env.ensure_supabase_database(pg_socket, target_db, recreate=True)
     result = migrate_cli(tmp_path, pg_socket, "e2e_legacy", target_db, fault=fault, through=1)
     assert result.returncode != 0
-    assert runs.latest_run_status(target, 1) == "failed"
-    assert asset_events(pg_socket, target_db) == {}, "no Asset without a validated run"
-    reports = list((tmp_path / "reports").glob("*/report.json"))
-    assert len(reports) == 1
-    assert json.loads(reports[0].read_text())["run"]["status"] == "failed"
-    # the sign_off teardown ran after record_failure: the summary shows the failed run
-    signed = json.loads((tmp_path / "reports" / "signoff" / "signoff.json").read_text())
-    assert signed["ready_to_sign"] is False
-    assert [(p["phase"], p["status"]) for p in signed["phases"]] == [(1, "failed")]
-    assert "phase 1: latest run failed" in signed["reasons"]
+    assert runs.latest_run_status(target, 1) == status
+    assert asset_events(pg_socket, target_db) == {}, "no Asset without a published run"
+    assert _report_statuses(tmp_path) == reported
+    if fault in ("reports_in_publish", "finish_run"):
+        # the sign_off teardown ran after record_failure: the summary shows the failed run
+        signed = json.loads((tmp_path / "reports" / "signoff" / "signoff.json").read_text())
+        assert signed["ready_to_sign"] is False
+        assert [(p["phase"], p["status"]) for p in signed["phases"]] == [(1, "failed")]
+        assert "phase 1: latest run failed" in signed["reasons"]
     with connect(target) as conn:
         assert scalar(conn, "select count(*) from migration.reconciliation") == 3, (
             "the entities themselves loaded and reconciled"
@@ -223,6 +252,28 @@ def test_status_reports_and_asset_agree_when_publishing_fails(
             )
             == 1
         )
+        (killed,) = [r[0] for r in conn.execute("select run_id from migration.runs")]
+
+    monkeypatch.setenv("MIGRATION_REPORTS_DIR", str(tmp_path / "reports"))
+    gate_sees = "running" if status == "running" else settled  # the gate abandons no run
+    with pytest.raises(GateClosed, match=f"phase 1 latest run is '{gate_sees}'"):
+        runs.check_gate(target, get_phase(2))
+    runs.begin_run(target, get_phase(1), "next", triggered_by="pytest", params={})
+    with connect(target) as conn:
+        row = conn.execute(
+            "select status, status_reason from migration.runs where run_id = %s", (killed,)
+        ).fetchone()
+    assert row[0] == settled
+    assert (row[1] is None) if reason is None else row[1].startswith(reason), row[1]
+    assert _report_statuses(tmp_path) == settled_reports
+
+
+def _report_statuses(tmp_path: Path) -> list[str]:
+    """The status each run report under ``tmp_path/reports`` says, hidden or not."""
+    return [
+        json.loads(path.read_text())["run"]["status"]
+        for path in sorted((tmp_path / "reports").glob("*/report.json"))
+    ]
 
 
 def test_migrate_exits_non_zero_when_a_phase_fails(

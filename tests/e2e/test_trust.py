@@ -3,6 +3,7 @@ and empty once loaded, credentials never staged, dead runs recognised, live ones
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -13,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from include.entities import get_phase
 from include.entities.phase1_core import OFFICES, PHASE_1, PROFILES
-from migration_ops import local_env, pipeline, runs
+from migration_ops import local_env, pipeline, reports, runs
 from migration_ops.db import connect, scalar
-from migration_ops.errors import MigrationError
+from migration_ops.errors import GateClosed, MigrationError
 from migration_ops.validate import QuarantineLimit
 from tests.e2e.audit_checks import rows_outside_public_and_migration
 from tests.e2e.conftest import copy_of_sandbox
@@ -248,3 +250,93 @@ def test_a_run_whose_process_is_dead_is_abandoned_a_live_one_refuses(supabase_db
         pipeline.extract_step(
             "postgresql:///unused", target, runs.RunContext("killed-here", 1, ""), [PROFILES]
         )
+
+
+def test_the_next_run_drops_the_staging_a_dead_run_left(pg_socket, sandbox_dsn) -> None:
+    """A killed run's staging (legacy rows at rest) goes at the next begin, not the next extract.
+
+    The dead run extracted every entity of phase 1 and transformed profiles; the next begin
+    alone (no extract) drops what it staged, by name, and forgets its ownership.
+    """
+    target = local_env.ensure_supabase_database(pg_socket, "e2e_dead_staging", recreate=True)
+    runs.apply_schema(target, PHASE_1)
+    dead = runs.begin_run(target, PHASE_1, "dead", triggered_by="pytest", params={})
+    pipeline.extract_step(sandbox_dsn, target, dead, PHASE_1.ordered())
+    pipeline.transform_step(target, dead, PROFILES)
+    left = _staging_tables(target)
+    assert {t.split("__")[0] for t in left} == {e.name for e in PHASE_1.entities}
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    with connect(target) as conn:
+        conn.execute(
+            "update migration.runs set owner = %s where run_id = 'dead'",
+            (f"{socket.gethostname()}:{exited.pid}",),
+        )
+
+    runs.begin_run(target, PHASE_1, "next", triggered_by="pytest", params={})
+
+    assert [t for t in _staging_tables(target) if t in left] == [], "the dead run's staging"
+    assert _staging_tables(target) == []
+    with connect(target) as conn:
+        assert conn.execute(
+            "select status from migration.runs where run_id = 'dead'"
+        ).fetchone() == ("failed",)
+        assert scalar(conn, "select count(*) from migration.staged_entities") == 0
+
+
+def _validated_unconfirmed(target: str, run_id: str, owner: str) -> None:
+    """A phase-1 run that committed `validated` in publish and whose process is ``owner``."""
+    run = runs.begin_run(target, PHASE_1, run_id, triggered_by="pytest", params={})
+    with connect(target) as conn:
+        for entity in PHASE_1.entities:
+            conn.execute(
+                "insert into migration.reconciliation (run_id, phase, entity, source_rows, "
+                "loaded_rows, merged_rows, quarantined_rows) values (%s, 1, %s, 0, 0, 0, 0)",
+                (run_id, entity.name),
+            )
+    runs.finish_run(target, run, PHASE_1, asset=True)
+    with connect(target) as conn:
+        conn.execute("update migration.runs set owner = %s where run_id = %s", (owner, run_id))
+
+
+def test_a_validated_run_killed_before_its_asset_never_opens_the_gate(
+    supabase_db, tmp_path, monkeypatch
+) -> None:
+    """Publish commits `validated`, then its process dies before Airflow records the Asset.
+
+    The next phase's gate demotes the run (and rewrites its report), unless the Asset events
+    it read show the Asset was recorded (then only the confirmation was lost); a run whose
+    process is still alive is in the middle of publishing and is left alone.
+    """
+    monkeypatch.setenv("MIGRATION_REPORTS_DIR", str(tmp_path))
+    target = supabase_db("unpublished")
+    runs.apply_schema(target, PHASE_1)
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    dead = f"{socket.gethostname()}:{exited.pid}"
+    _validated_unconfirmed(target, "killed", dead)
+    written = reports.write(target, "killed")
+    assert json.loads((written / "report.json").read_text())["run"]["status"] == "validated"
+
+    with pytest.raises(GateClosed, match="phase 2 cannot start: phase 1 latest run is 'failed'"):
+        runs.check_gate(target, get_phase(2))
+    with connect(target) as conn:
+        assert conn.execute(
+            "select status, status_reason, published_at from migration.runs where run_id = 'killed'"
+        ).fetchone() == (
+            "failed",
+            f"unpublished: validated, but its process {dead} died before its Asset was "
+            "emitted; demoted by the gate",
+            None,
+        )
+    assert json.loads((written / "report.json").read_text())["run"]["status"] == "failed"
+
+    _validated_unconfirmed(target, "emitted", dead)
+    runs.check_gate(target, get_phase(2), emitted={"emitted"})  # opens: the Asset exists
+    _validated_unconfirmed(target, "publishing", f"{socket.gethostname()}:{os.getpid()}")
+    runs.check_gate(target, get_phase(2))
+    with connect(target) as conn:
+        assert conn.execute(
+            "select run_id, status, published_at is not null from migration.runs "
+            "where run_id in ('emitted', 'publishing') order by run_id"
+        ).fetchall() == [("emitted", "validated", True), ("publishing", "validated", False)]

@@ -22,8 +22,8 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 def _record(dsn: str, run_id: str, phase: int, status: str, minutes: int) -> None:
     with connect(dsn) as conn:
         conn.execute(
-            "insert into migration.runs (run_id, phase, dag_id, status, started_at) "
-            "values (%s, %s, 'test', %s, %s)",
+            "insert into migration.runs (run_id, phase, dag_id, status, started_at, published_at) "
+            "values (%s, %s, 'test', %s, %s, now())",
             (run_id, phase, status, T0 + dt.timedelta(minutes=minutes)),
         )
 

@@ -300,9 +300,4 @@ def write_all(target_dsn: str, data: dict[str, Any], out: Path) -> Path:
     except Exception as exc:  # noqa: BLE001 - the report must not depend on GX rendering
         log.warning("Data Docs not built (%s)", type(exc).__name__)
         docs = None
-    page = write_html(target_dsn, data, out, docs)
-    from migration_ops.audit import archive
-
-    if archive.enabled():
-        archive.archive(target_dsn, run["run_id"], out)
-    return page
+    return write_html(target_dsn, data, out, docs)
