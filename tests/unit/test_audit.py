@@ -89,7 +89,7 @@ def test_row_validation_ok_and_sql_split() -> None:
 
 
 def test_fix_and_meaning_of_a_rule() -> None:
-    assert report.fix_for("orders.patient_resolves").startswith("the parent was not migrated")
+    assert report.fix_for("orders.patient_resolves").startswith("fix the parent's own quarantine")
     assert "well-formed" in report.rule_meanings()["profiles.email_format"]
 
 
