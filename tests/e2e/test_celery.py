@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from include.entities import PHASES
+from include.entities import PHASES, get_phase
 from include.entities.spec import PhaseSpec
 from migration_ops import local_env, rollback
 from migration_ops.db import connect, scalar
@@ -245,6 +245,24 @@ def _sync_after_a_legacy_change(stack: AirflowStack, target: str, legacy: str) -
         ).fetchone()
         name = scalar(conn, "select name from public.offices where legacy_office_id = 2")
     assert (status, offices, name) == ("validated", (0, 1, 0), "Celery Rename")
+    _phase_5_ran_after_the_sync(stack)
+
+
+def _phase_5_ran_after_the_sync(stack: AirflowStack) -> None:
+    """The sync's Asset schedules phase 5 (its changes embedded that night): a second phase 5
+    run, Asset-triggered, succeeds on the workers (and a rollback must wait for it)."""
+    dag_id = get_phase(5).dag_id
+    wait_for(
+        lambda: len(stack.dag_runs(dag_id)) == 2 and _finished(stack, dag_id),
+        600,
+        "phase 5 after the sync",
+        every=3,
+    )
+    runs_after = stack.dag_runs(dag_id)
+    assert [(r["run_type"], r["state"]) for r in runs_after] == [
+        ("asset_triggered", "success"),
+        ("asset_triggered", "success"),
+    ]
 
 
 def _rollback_of_phase_4(stack: AirflowStack, target: str) -> None:
