@@ -24,7 +24,7 @@ from psycopg import sql
 from include.entities.spec import EmbeddingSpec
 from migration_ops.ai import text as texts
 from migration_ops.ai.providers import EmbeddingProvider
-from migration_ops.db import connect, qualified, read_sql
+from migration_ops.db import connect, qualified, read_sql, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -232,12 +232,7 @@ def purge_removed(target_dsn: str, spec: EmbeddingSpec) -> int:
     queue row.
     """
     with connect(target_dsn, application_name=f"migration:embed:{spec.queue_entity}") as conn:
-        removable = conn.execute(
-            "select 1 from pg_attribute where attrelid = %s::regclass "
-            "and attname = 'legacy_removed_at' and not attisdropped",
-            (spec.parent_table,),
-        ).fetchone()
-        if removable is None:
+        if "legacy_removed_at" not in table_columns(conn, spec.parent_table):
             return 0
         statement = sql.SQL(read_sql("ai/purge_removed.sql")).format(
             parent=qualified(spec.parent_table), vectors=qualified(spec.vectors_table)
