@@ -173,6 +173,40 @@ def test_every_first_load_of_phase_4_took_the_bulk_path(loaded: Loaded) -> None:
     assert tasks["inserted_rows"] == _count(loaded.upsert, "public.workflow_tasks")
 
 
+#: Per workflow_tasks row: its key's statement prefix (the first 24 hex digits, 28 characters
+#: with the dashes), its counter (the last 32 bits), and whether it is an RFC 9562 version-7
+#: uuid (version digit 7, variant 10) stamped between the run's start and now.
+KEY_SHAPE = """
+select count(*), count(distinct id), count(distinct left(id::text, 28)),
+    min(('x' || right(id::text, 8))::bit(32)::bigint),
+    max(('x' || right(id::text, 8))::bit(32)::bigint),
+    count(*) filter (
+        where uuid_extract_version(id) = 7 and substr(id::text, 20, 1) in ('8', '9', 'a', 'b')
+            and uuid_extract_timestamp(id) between date_trunc('milliseconds', %s::timestamptz)
+                and now()
+    )
+from public.workflow_tasks
+"""
+
+
+def test_the_bulk_path_keys_its_rows_with_one_random_draw_per_statement(loaded: Loaded) -> None:
+    """uuidv7 keys: one statement prefix (drawn once), the rows numbered 1..n after it.
+
+    The upsert's rows take ``migration.new_id()`` (one draw per row); both are version 7.
+    """
+    rows = _count(loaded.bulk, "public.workflow_tasks")
+    with connect(loaded.bulk) as conn:
+        started = scalar(
+            conn, "select started_at from migration.runs where run_id = %s", (loaded.bulk_run.run_id,)
+        )
+        assert conn.execute(KEY_SHAPE, (started,)).fetchone() == (rows, rows, 1, 1, rows, rows)
+    with connect(loaded.upsert) as conn:
+        count, distinct, prefixes, _, _, version_7 = conn.execute(
+            KEY_SHAPE, ("-infinity",)
+        ).fetchone()
+    assert (count, distinct, prefixes, version_7) == (rows, rows, rows, rows)
+
+
 def test_a_kill_inside_the_bulk_transaction_leaves_the_table_as_it_was(loaded: Loaded) -> None:
     assert loaded.rows_after_kill == 0
     assert loaded.catalog_after_kill == catalog(loaded.upsert, "public.workflow_tasks")
