@@ -197,7 +197,9 @@ def test_the_bulk_path_keys_its_rows_with_one_random_draw_per_statement(loaded: 
     rows = _count(loaded.bulk, "public.workflow_tasks")
     with connect(loaded.bulk) as conn:
         started = scalar(
-            conn, "select started_at from migration.runs where run_id = %s", (loaded.bulk_run.run_id,)
+            conn,
+            "select started_at from migration.runs where run_id = %s",
+            (loaded.bulk_run.run_id,),
         )
         assert conn.execute(KEY_SHAPE, (started,)).fetchone() == (rows, rows, 1, 1, rows, rows)
     with connect(loaded.upsert) as conn:
