@@ -146,11 +146,6 @@ def _write_rows(
     return inserted, updated
 
 
-#: One generated key's value in the bulk insert: the statement's prefix (an InitPlan, drawn
-#: once) and the row's number (see ``migration.bulk_id`` in ``000_supabase_compat.sql``).
-BULK_ID = sql.SQL("migration.bulk_id((select migration.bulk_id_prefix()), row_number() over ())")
-
-
 def generated_key_parts(
     conn: psycopg.Connection[Any], entity: EntitySpec, columns: list[str]
 ) -> dict[str, sql.Composable]:
@@ -158,7 +153,7 @@ def generated_key_parts(
 
     Why: the column default ``migration.new_id()`` draws strong randomness per row (2.4 s of a
     million-row insert on a server without OpenSSL); the bulk insert gives those columns
-    ``migration.bulk_id()``, one draw per statement, the rows numbered after it.
+    ``load/bulk_key_value.sql``: one draw per statement, the rows numbered after it.
     """
     keys = [
         sql.Identifier(name)
@@ -169,7 +164,9 @@ def generated_key_parts(
     ]
     return {
         "key_columns": sql.SQL("").join(sql.SQL("{}, ").format(key) for key in keys),
-        "key_values": sql.SQL("").join(sql.SQL("{}, ").format(BULK_ID) for _ in keys),
+        "key_values": sql.SQL("").join(
+            sql.SQL("{}, ").format(sql.SQL(read_sql("load/bulk_key_value.sql"))) for _ in keys
+        ),
     }
 
 

@@ -1,6 +1,6 @@
 -- The target's columns whose default is migration.new_id() and that the staging does not fill
--- (the uuid primary keys): the bulk insert fills them with migration.bulk_id() instead, one
--- random draw per statement rather than one per row (000_supabase_compat.sql says why).
+-- (the uuid primary keys): the bulk insert fills them with bulk_key_value.sql instead, one
+-- random draw per statement rather than one per row (that file says why).
 --   in : %(target)s = the target table ('schema.table'), %(staged)s = the staged columns.
 --   out: one row per such column, by column number.
 -- Read-only.

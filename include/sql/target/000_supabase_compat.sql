@@ -151,33 +151,6 @@ $$;
 comment on function migration.new_id() is
     'primary key default: uuidv7() on postgresql 18+, gen_random_uuid() before (chosen when 000 is applied).';
 
--- migration.bulk_id_prefix() and migration.bulk_id(prefix, n): the bulk path's keys (issue 20).
--- one uuidv7 per row costs a strong random draw per row: on a server built without openssl
--- (the embedded one) that is a read of /dev/urandom, 2.4 s of a million-row first load. the
--- bulk path draws once per statement instead: an rfc 9562 version-7 uuid whose first 96 bits
--- are the statement's (48-bit unix milliseconds, version 7, 12 random bits, variant 10, 30
--- random bits) and whose last 32 bits count the statement's rows (method 1, a dedicated
--- counter): unique within the statement by construction, time-ordered like uuidv7(), and any
--- collision with another statement's keys (same millisecond and same 42 random bits) is
--- refused by the primary key, never silent. a statement numbers at most 2^32 rows (the cast
--- fails past that).
-create or replace function migration.bulk_id_prefix() returns text
-language sql volatile parallel safe
-as $$
-    select lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0')
-        || '7' || substr(r, 1, 3)
-        || to_hex(8 | (('x' || substr(r, 4, 1))::bit(4)::int & 3)) || substr(r, 5, 7)
-    from (select replace(pg_catalog.gen_random_uuid()::text, '-', '') as r) as random_draw
-$$;
-comment on function migration.bulk_id_prefix() is
-    'the first 24 hex digits of a uuidv7 for one bulk insert statement (see migration.bulk_id).';
-
-create or replace function migration.bulk_id(prefix text, n bigint) returns uuid
-language sql immutable strict parallel safe
-as $$ select (prefix || lpad(to_hex(n), 8, '0'))::uuid $$;
-comment on function migration.bulk_id(text, bigint) is
-    'row n of a bulk insert: its statement''s migration.bulk_id_prefix() and n in the last 32 bits.';
-
 -- migration.try_jsonb(text): the value as jsonb, or null when it is not valid json.
 -- exception handling instead of pg_input_is_valid() so it works on every supported version.
 create or replace function migration.try_jsonb(value text) returns jsonb
