@@ -112,31 +112,39 @@ def staged_rows(target: str, entity: EntitySpec) -> dict[str, int]:
 
 def entity_steps(
     legacy: str, target: str, run: RunContext, entity: EntitySpec
-) -> tuple[dict[str, float], dict[str, int]]:
-    """The entity's steps in the DAG's order, each timed; and the rows staged per legacy table.
+) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+    """The entity's steps in the DAG's order, each timed; the bulk path's parts of its load
+    (empty for the upsert); and the rows staged per legacy table.
 
     Extract is the phase-level step called with this entity alone, so its seconds are the
     entity's own tables (see docs/performance.md).
     """
     _, extract = timed(pipeline.extract_step, legacy, target, run, [entity])
     extracted = staged_rows(target, entity)
-    return {"extract": extract, **steps_after_extract(legacy, target, run, entity)}, extracted
+    steps, load_parts = steps_after_extract(legacy, target, run, entity)
+    return {"extract": extract, **steps}, load_parts, extracted
 
 
 def steps_after_extract(
     legacy: str, target: str, run: RunContext, entity: EntitySpec
-) -> dict[str, float]:
-    """Seconds of each step after extract, as the DAG runs them, but no object copy."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds of each step after extract, as the DAG runs them, but no object copy; and the
+    seconds of the bulk path's parts, as its load reports them."""
     steps: dict[str, float] = {}
     _, steps["transform"] = timed(pipeline.transform_step, target, run, entity)
     if entity.dedup is not None:
         _, steps["dedup"] = timed(pipeline.dedup_step, target, run, entity)
     limit = QuarantineLimit(fraction=1.0)
     _, steps["validate"] = timed(pipeline.validate_step, target, run, entity, limit=limit)
-    _, steps["load"] = timed(pipeline.load_step, target, run, entity, legacy_dsn=legacy)
+    loaded, steps["load"] = timed(pipeline.load_step, target, run, entity, legacy_dsn=legacy)
     _, steps["verify"] = timed(pipeline.verify_step, target, run, entity)
     _, steps["checkpoint"] = timed(pipeline.checkpoint_step, target, run, entity)
-    return steps
+    load_parts = {
+        key.removeprefix("bulk_").removesuffix("_s"): float(value)
+        for key, value in loaded.items()
+        if key.startswith("bulk_") and key.endswith("_s")
+    }
+    return steps, load_parts
 
 
 def bench_phase(
@@ -149,12 +157,13 @@ def bench_phase(
             target, phase, f"bench__{phase.dag_id}__{attempt}", triggered_by="bench", params={}
         )
         for entity in phase.ordered():
-            (steps, extracted), peak = in_child(entity_steps, legacy, target, run, entity)
+            (steps, parts, extracted), peak = in_child(entity_steps, legacy, target, run, entity)
             if attempt == "first":
                 rows = extracted[entity.primary_source.table]
                 results[entity.name] = EntityResult(
                     phase.number, rows, sum(extracted.values()), steps, peak_rss_mb=peak
                 )
+                results[entity.name].load_parts = parts
                 continue
             result = results[entity.name]
             result.rerun_steps = steps
@@ -310,6 +319,7 @@ def main() -> None:
     for phase in phases:
         bench_phase(legacy, target, scratch, phase, results)
     print(LEGEND)
+    bench_report.print_load_parts(results)
     print(f"peak RSS of the bench process itself (GX import included): {peak_rss_mb():.0f} MB")
     if args.sync and len(phases) == len(LEGACY_PHASES):
         # before pgloader and Airflow load their own copies: the sync is measured in the same

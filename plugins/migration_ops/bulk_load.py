@@ -17,8 +17,10 @@ are not touched. See ``docs/decisions/0013-bulk-load-and-changed-row-validation.
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
@@ -32,6 +34,7 @@ from migration_ops.errors import MigrationError
 #: and the upsert for every later run; ``upsert`` always upserts; ``bulk`` always takes the bulk
 #: path (a large reload into a table that holds rows: indexes and keys rebuilt at the end).
 LoadPath = Literal["auto", "upsert", "bulk"]
+log = logging.getLogger(__name__)
 LOAD_PATHS: tuple[LoadPath, ...] = ("auto", "upsert", "bulk")
 
 
@@ -79,10 +82,23 @@ def takes_bulk_path(conn: psycopg.Connection[Any], entity: EntitySpec, requested
     return requested == "bulk" or bool(scalar(conn, sql.SQL(empty).format(target)))
 
 
-def bulk_load(
-    conn: psycopg.Connection[Any], entity: EntitySpec, columns: list[str]
-) -> tuple[int, int]:
-    """Load ``staging.<entity>__validated`` by the bulk path; returns (inserted, updated).
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What a bulk load wrote, and where its seconds went.
+
+    ``seconds`` per part, in order: ``insert`` (the rows, with the updates of a requested
+    bulk load of a loaded table), ``keys_and_indexes`` (built in one pass each),
+    ``foreign_keys`` (added back and validated), ``analyze``. Operators read them in the task
+    log; ``make bench`` prints them (docs/performance.md: what bounds a first load).
+    """
+
+    inserted: int
+    updated: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def bulk_load(conn: psycopg.Connection[Any], entity: EntitySpec, columns: list[str]) -> BulkOutcome:
+    """Load ``staging.<entity>__validated`` by the bulk path.
 
     The caller holds the transaction and the table lock (:func:`takes_bulk_path`).
     """
@@ -93,12 +109,36 @@ def bulk_load(
     deferred = deferred_objects(conn, entity)
     for item in reversed(deferred):
         conn.execute(_drop(entity, item))
+    clock = _PartClock()
     inserted, updated = _write_rows(conn, entity, columns, update=not empty)
+    clock.lap("insert")
     for item in deferred:
         for statement in _recreate(entity, item):
             conn.execute(statement)
+        clock.lap("foreign_keys" if item.kind == "foreign_key" else "keys_and_indexes")
     conn.execute(sql.SQL("analyze {}").format(target))  # the verify step's plans need them
-    return inserted, updated
+    clock.lap("analyze")
+    log.info(
+        "bulk path of %s: %d rows inserted and %d updated; seconds per part: %s",
+        entity.name,
+        inserted,
+        updated,
+        ", ".join(f"{part} {seconds:.2f}" for part, seconds in clock.seconds.items()),
+    )
+    return BulkOutcome(inserted, updated, clock.seconds)
+
+
+class _PartClock:
+    """Seconds since the last lap, added to the named part."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, part: str) -> None:
+        now = time.perf_counter()
+        self.seconds[part] = self.seconds.get(part, 0.0) + now - self._last
+        self._last = now
 
 
 #: Memory for the bulk path's sorts and joins, this transaction only: index and key builds

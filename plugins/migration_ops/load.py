@@ -15,7 +15,7 @@ The write is set-based: its start, then the rows and rows/s once it committed, a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -50,6 +50,8 @@ class LoadOutcome:
     inserted_rows: int
     updated_rows: int
     bulk_path: bool = False
+    #: The bulk path's seconds per part (:class:`~migration_ops.bulk_load.BulkOutcome`).
+    bulk_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def unchanged_rows(self) -> int:
@@ -119,8 +121,10 @@ def _load_in_one_transaction(
         staging.require_owner(conn, run.run_id, entity, lock=True)
         bulk = bulk_load.takes_bulk_path(conn, entity, path)
         changed = not bulk and changed_only(conn, entity)
+        bulk_seconds: dict[str, float] = {}
         if bulk:
-            inserted, updated = bulk_load.bulk_load(conn, entity, loadable_columns(conn, entity))
+            written = bulk_load.bulk_load(conn, entity, loadable_columns(conn, entity))
+            inserted, updated, bulk_seconds = written.inserted, written.updated, written.seconds
         else:
             inserted, updated = upsert_validated(conn, entity, changed=changed)
         if entity.direct_columns:
@@ -128,7 +132,7 @@ def _load_in_one_transaction(
         for sql_file in entity.post_load_sql:
             run_sql_file(conn, sql_file, settings=run.settings())
         present = _validated_rows_present(conn, entity, changed=changed)
-        outcome = LoadOutcome(present, inserted, updated, bulk)
+        outcome = LoadOutcome(present, inserted, updated, bulk, bulk_seconds)
         merged = merged_rows(conn, entity)
         removed = 0
         if run.incremental:

@@ -192,12 +192,13 @@ def load_step(
     *,
     legacy_dsn: str | None = None,
     path: LoadPath = "auto",
-) -> dict[str, int]:
+) -> dict[str, int | float]:
     """Write the validated rows, record the quarantine and the checkpoint, in one transaction.
 
     ``legacy_dsn`` is needed only by an entity with direct columns (credentials that never
     rest in staging; see :class:`~include.entities.spec.DirectColumn`). ``path`` chooses
     between the bulk path and the upsert (see :data:`~migration_ops.bulk_load.LoadPath`).
+    The bulk path adds its seconds per part (``bulk_<part>_s``).
     """
     with errors_without_values(entity.name, "load"):
         outcome = load.load_entity(target_dsn, entity, run, legacy_dsn=legacy_dsn, path=path)
@@ -206,6 +207,7 @@ def load_step(
         "inserted_rows": outcome.inserted_rows,
         "updated_rows": outcome.updated_rows,
         "unchanged_rows": outcome.unchanged_rows,
+        **{f"bulk_{part}_s": round(s, 3) for part, s in outcome.bulk_seconds.items()},
     }
 
 

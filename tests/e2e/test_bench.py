@@ -23,6 +23,7 @@ pytestmark = pytest.mark.e2e
 
 STEPS = {"extract", "transform", "validate", "load", "verify", "checkpoint"}
 ENTITY_KEYS = {"rows", "first_load_s", "rerun_s", "raw_copy_s", "steps", "peak_rss_mb"}
+BULK_PARTS = {"insert", "keys_and_indexes", "foreign_keys", "analyze"}
 RATIOS = {"first_load_over_raw_copy", "load_over_raw_copy", "rerun_over_raw_copy"}
 
 
@@ -62,6 +63,14 @@ def test_bench_json_has_every_figure_per_entity(pg_socket, tmp_path):
         assert set(entity["steps"]) == set(entity["rerun_steps"]) == expected, name
         assert entity["first_load_s"] == pytest.approx(sum(entity["steps"].values()), abs=0.01)
         assert entity["rows"] > 0 and entity["raw_copy_s"] > 0 and entity["peak_rss_mb"] > 0
+        # a first load into an empty table takes the bulk path: its parts are inside the load
+        if entity["load_parts"]:
+            assert {"insert", "analyze"} <= set(entity["load_parts"]) <= BULK_PARTS, name
+            assert sum(entity["load_parts"].values()) <= entity["steps"]["load"], name
+    # the DDL seeds the order types: their table is never empty, so their load upserts
+    assert {name for name, entity in entities.items() if not entity["load_parts"]} == {
+        "order_types"
+    }
     assert report["peak_rss_mb"] == max(entity["peak_rss_mb"] for entity in entities.values())
     # workflow_tasks (phase 4) and the Airflow run were not asked for
     assert report["ratios"] == dict.fromkeys(RATIOS)
