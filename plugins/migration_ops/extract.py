@@ -309,7 +309,9 @@ def copy_table(
         sql.Identifier(LEGACY_SCHEMA, table.table),
         sql.SQL(" where {}").format(where) if where is not None else sql.SQL(""),
     )
-    copy_in = sql.SQL("copy {} ({}) from stdin (format binary)").format(staged, column_list)
+    # freeze: the table was created in this transaction, so its rows can be written frozen and
+    # all-visible; the transform, the counts and ANALYZE that read them next set no hint bits
+    copy_in = sql.SQL("copy {} ({}) from stdin (format binary, freeze)").format(staged, column_list)
     # A filtered copy (the sync's changed rows) has no cheap total: rows and rate, no ETA.
     total = None if where is not None else estimated_rows(source, LEGACY_SCHEMA, table.table)
     progress = Progress(f"extract {entity.name}.{table.table}", total)
