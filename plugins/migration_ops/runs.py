@@ -66,21 +66,27 @@ def apply_schema(target_dsn: str, phase: PhaseSpec, *, force: bool = False) -> s
     """Apply the phase's target DDL files, in order, in one transaction (all idempotent).
 
     Files whose text and catalog are unchanged since their last application are skipped
-    (:mod:`migration_ops.schema`); ``force`` applies them all.
+    (:mod:`migration_ops.schema`); ``force`` applies them all. A lock held elsewhere (a
+    backup running) makes the whole transaction wait and start again
+    (:func:`~migration_ops.schema.retry_when_busy`).
     """
-    with connect(target_dsn, application_name=f"migration:schema:phase-{phase.number}") as conn:
-        # Serialise concurrent schema applications (two phases started together).
-        conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
 
-        def removed_columns(conn: psycopg.Connection[Any]) -> None:
-            sync_apply.add_removed_columns(conn, list(phase.entities))
+    def removed_columns(conn: psycopg.Connection[Any]) -> None:
+        sync_apply.add_removed_columns(conn, list(phase.entities))
 
-        return schema.apply_files(
-            conn,
-            phase.schema_sql,
-            force=force,
-            then=removed_columns if phase.number == SYNC_PHASE else None,
-        )
+    def apply() -> schema.Applied:
+        name = f"migration:schema:phase-{phase.number}"
+        with connect(target_dsn, application_name=name) as conn:
+            # Serialise concurrent schema applications (two phases started together).
+            conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
+            return schema.apply_files(
+                conn,
+                phase.schema_sql,
+                force=force,
+                then=removed_columns if phase.number == SYNC_PHASE else None,
+            )
+
+    return schema.retry_when_busy(apply, f"phase {phase.number} DDL")
 
 
 #: How long a running run of another host may stay silent before it counts as dead.

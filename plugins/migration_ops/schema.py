@@ -26,18 +26,68 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from migration_ops.db import connect, read_sql, run_sql_file, scalar
+from migration_ops.errors import TransientStepError
 
 log = logging.getLogger(__name__)
 
 #: Where the fingerprints live (created by ``target/010_migration_schema.sql``).
 FINGERPRINTS = "migration.schema_fingerprints"
+
+#: How long one DDL statement waits for a lock before the application gives way
+#: (``MIGRATION_DDL_LOCK_TIMEOUT``). Why a bound: a backup holds ACCESS SHARE on every table
+#: while its ``pg_dump`` runs, and ``pg_dump``'s own lock requests queue behind a DDL statement
+#: that waits: unbounded, the two wait for each other for ever (seen in the Celery tier, the
+#: sign-off's ``050`` DDL beside an on-demand backup), and every reader of the table queues
+#: behind them too.
+DDL_LOCK_TIMEOUT = "10s"
+#: How long :func:`retry_when_busy` keeps trying before the task fails and Airflow retries it
+#: (``MIGRATION_DDL_BUSY_SECONDS``).
+DDL_BUSY_SECONDS = 900.0
+
+T = TypeVar("T")
+
+
+def retry_when_busy(apply: Callable[[], T], what: str) -> T:
+    """Run ``apply`` (one whole DDL transaction) again while a lock it needs is held elsewhere.
+
+    ``apply`` must open and end its own transaction: a lock timeout rolls all of it back, so
+    it holds nothing while it waits (keeping the locks of files already applied could close
+    the same circle with the backup). Waits 1, 2, 4 … 30 s between attempts.
+
+    Raises:
+        TransientStepError: still busy after ``MIGRATION_DDL_BUSY_SECONDS``; the task retries.
+    """
+    deadline = time.monotonic() + float(
+        os.environ.get("MIGRATION_DDL_BUSY_SECONDS", DDL_BUSY_SECONDS)
+    )
+    delay = 1.0
+    while True:
+        try:
+            return apply()
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() + delay > deadline:
+                raise TransientStepError(
+                    f"{what}: the DDL kept waiting for locks other sessions hold (a backup's "
+                    "pg_dump holds every table until it ends); the task will retry"
+                ) from None
+            log.info("%s: a lock the DDL needs is held elsewhere; again in %.0f s", what, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def bound_lock_waits(conn: psycopg.Connection[Any]) -> None:
+    """Bound every lock wait of the rest of this transaction by :data:`DDL_LOCK_TIMEOUT`."""
+    timeout = os.environ.get("MIGRATION_DDL_LOCK_TIMEOUT", DDL_LOCK_TIMEOUT)
+    conn.execute("select set_config('lock_timeout', %s, true)", (timeout,))
 
 
 @dataclass(frozen=True)
@@ -87,6 +137,9 @@ def apply_files(
 ) -> Applied:
     """Apply the DDL files that changed (all of them when forced or the catalog moved).
 
+    Every lock wait of the rest of the transaction is bounded (:func:`bound_lock_waits`): the
+    caller runs the whole transaction under :func:`retry_when_busy`.
+
     Args:
         conn: open connection; the caller owns the transaction and holds the schema lock.
         files: paths under ``include/sql``, in the order they must run.
@@ -97,6 +150,7 @@ def apply_files(
     Returns:
         Which files ran and which were skipped.
     """
+    bound_lock_waits(conn)
     stored = _stored(conn)
     state = catalog_state(conn) if stored else ""
     reason = "forced" if force else ""

@@ -41,8 +41,8 @@ def archive(
         for directory in (out, *also):
             tar.add(directory, arcname=directory.name)
     location = backup.configured_store().put(packed, packed.name)
+    ensure_schema(target_dsn)
     with connect(target_dsn, application_name="migration:report:archive") as conn:
-        ensure_schema(conn)
         conn.execute(
             "insert into migration.report_archives (run_id, location) values (%s, %s)",
             (run_id, location),

@@ -18,6 +18,7 @@ from typing import Any
 
 from migration_ops import rule_catalog
 from migration_ops.audit import charts, pages
+from migration_ops.audit.row_validation import ensure_schema
 from migration_ops.db import connect, read_sql, scalar
 from migration_ops.reports import RECONCILIATION_KEYS
 from migration_ops.settings import EXPECTATIONS_DIR
@@ -60,9 +61,10 @@ def fix_for(rule: str) -> str:
 
 def _query(target_dsn: str, path: str, run_id: str) -> list[tuple[Any, ...]]:
     with connect(target_dsn, application_name="migration:report") as conn:
-        # 050 is idempotent: run it when the table, or a column added since, is missing
-        if not scalar(conn, HAS_METHOD):
-            conn.execute(read_sql("target/050_row_validation.sql"))
+        current = scalar(conn, HAS_METHOD)
+    if not current:  # the table, or a column added since, is missing: 050 applies it
+        ensure_schema(target_dsn)
+    with connect(target_dsn, application_name="migration:report") as conn:
         return [tuple(r) for r in conn.execute(read_sql(path), {"run_id": run_id}).fetchall()]
 
 

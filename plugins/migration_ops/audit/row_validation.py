@@ -364,10 +364,19 @@ def record(
     )
 
 
-def ensure_schema(conn: psycopg.Connection[Any]) -> None:
-    """Create the row-validation tables if missing (idempotent DDL)."""
-    conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
-    schema.apply_files(conn, ["target/050_row_validation.sql"])
+def ensure_schema(target_dsn: str) -> None:
+    """Create the row-validation tables if missing (idempotent DDL), in a transaction of its own.
+
+    Its own: a lock held elsewhere (a backup running) rolls it back and it starts again
+    (:func:`~migration_ops.schema.retry_when_busy`), which a caller's transaction could not.
+    """
+
+    def apply() -> schema.Applied:
+        with connect(target_dsn, application_name="migration:schema:row-validation") as conn:
+            conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
+            return schema.apply_files(conn, ["target/050_row_validation.sql"])
+
+    schema.retry_when_busy(apply, "row-validation DDL")
 
 
 def _schema_current(conn: psycopg.Connection[Any]) -> bool:
@@ -411,8 +420,9 @@ def validate_after_load(
     """
     started = time.monotonic()
     with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
-        if not _schema_current(conn):
-            ensure_schema(conn)
+        current = _schema_current(conn)
+    if not current:
+        ensure_schema(target_dsn)
     with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
         outcome = compare(
             conn,

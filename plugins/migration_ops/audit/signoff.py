@@ -68,8 +68,8 @@ def _plain(value: Any) -> Any:
 
 def collect(target_dsn: str) -> dict[str, Any]:
     """The sign-off figures, straight from the migration schema."""
+    ensure_schema(target_dsn)
     with connect(target_dsn, application_name="migration:signoff") as conn:
-        ensure_schema(conn)
         phases = conn.execute(read_sql("audit/signoff_phases.sql")).fetchall()
         verified = conn.execute(read_sql("audit/signoff_verify.sql")).fetchone()
     return {

@@ -48,8 +48,8 @@ def migrated_entities(target_dsn: str) -> list[EntitySpec]:
 def _begin(target_dsn: str, run_id: str, triggered_by: str, params: dict[str, Any]) -> None:
     import json
 
+    row_validation.ensure_schema(target_dsn)
     with connect(target_dsn, application_name="migration:verify") as conn:
-        row_validation.ensure_schema(conn)
         running = conn.execute(
             "select run_id from migration.runs where status = 'running' order by run_id"
         ).fetchall()
