@@ -18,20 +18,12 @@ from typing import Any
 
 from migration_ops import rule_catalog
 from migration_ops.audit import charts, pages
-from migration_ops.audit.row_validation import ensure_schema
-from migration_ops.db import connect, read_sql, scalar
+from migration_ops.audit.row_validation import ensure_schema_current
+from migration_ops.db import connect, read_sql
 from migration_ops.reports import RECONCILIATION_KEYS
 from migration_ops.settings import EXPECTATIONS_DIR
 
 log = logging.getLogger(__name__)
-
-#: Whether ``migration.row_validation`` exists with its ``method`` column (added later).
-HAS_METHOD = """
-    select exists (
-        select 1 from pg_attribute
-        where attrelid = to_regclass('migration.row_validation') and attname = 'method'
-    )
-"""
 
 
 @cache
@@ -59,15 +51,6 @@ def fix_for(rule: str) -> str:
     return _catalog_fixes().get(rule) or rule_catalog.fix_for(rule)
 
 
-def _query(target_dsn: str, path: str, run_id: str) -> list[tuple[Any, ...]]:
-    with connect(target_dsn, application_name="migration:report") as conn:
-        current = scalar(conn, HAS_METHOD)
-    if not current:  # the table, or a column added since, is missing: 050 applies it
-        ensure_schema(target_dsn)
-    with connect(target_dsn, application_name="migration:report") as conn:
-        return [tuple(r) for r in conn.execute(read_sql(path), {"run_id": run_id}).fetchall()]
-
-
 def collect_audit(target_dsn: str, run_id: str) -> dict[str, Any]:
     """Row validation, backups and timings of a run (beside :func:`reports.collect`)."""
     rv_keys = (
@@ -92,15 +75,18 @@ def collect_audit(target_dsn: str, run_id: str) -> dict[str, Any]:
         "verified_at",
         "location",
     )
+    ensure_schema_current(target_dsn)  # a table, or a column added since, may be missing
+    with connect(target_dsn, application_name="migration:report") as conn:
+
+        def query(path: str) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in conn.execute(read_sql(path), {"run_id": run_id})]
+
+        row_validation = query("audit/report_row_validation.sql")
+        backups = query("audit/report_backups.sql")
+        timings = query("audit/report_timings.sql")
     return {
-        "row_validation": [
-            dict(zip(rv_keys, r, strict=True))
-            for r in _query(target_dsn, "audit/report_row_validation.sql", run_id)
-        ],
-        "backups": [
-            dict(zip(backup_keys, r, strict=True))
-            for r in _query(target_dsn, "audit/report_backups.sql", run_id)
-        ],
+        "row_validation": [dict(zip(rv_keys, r, strict=True)) for r in row_validation],
+        "backups": [dict(zip(backup_keys, r, strict=True)) for r in backups],
         "timings": [
             {
                 "entity": entity,
@@ -109,9 +95,7 @@ def collect_audit(target_dsn: str, run_id: str) -> dict[str, Any]:
                 "seconds": round(seconds, 3),
                 "succeeded": succeeded,
             }
-            for entity, step, start, seconds, succeeded in _query(
-                target_dsn, "audit/report_timings.sql", run_id
-            )
+            for entity, step, start, seconds, succeeded in timings
         ],
     }
 

@@ -379,6 +379,18 @@ def ensure_schema(target_dsn: str) -> None:
     schema.retry_when_busy(apply, "row-validation DDL")
 
 
+def ensure_schema_current(target_dsn: str) -> None:
+    """:func:`ensure_schema` only when the newest objects of 050 are missing (a catalog read).
+
+    For the callers that run often (every entity's proof, every report): the fingerprint check
+    takes the schema lock.
+    """
+    with connect(target_dsn, application_name="migration:schema:row-validation") as conn:
+        current = _schema_current(conn)
+    if not current:
+        ensure_schema(target_dsn)
+
+
 def _schema_current(conn: psycopg.Connection[Any]) -> bool:
     """True when the newest column of 050 exists: checked per entity without the schema lock.
 
@@ -419,10 +431,7 @@ def validate_after_load(
         MigrationError: a row differs, is missing, or the target has a stray row.
     """
     started = time.monotonic()
-    with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
-        current = _schema_current(conn)
-    if not current:
-        ensure_schema(target_dsn)
+    ensure_schema_current(target_dsn)
     with connect(target_dsn, application_name=f"migration:row_validation:{entity.name}") as conn:
         outcome = compare(
             conn,
