@@ -139,12 +139,7 @@ def steps_after_extract(
     loaded, steps["load"] = timed(pipeline.load_step, target, run, entity, legacy_dsn=legacy)
     _, steps["verify"] = timed(pipeline.verify_step, target, run, entity)
     _, steps["checkpoint"] = timed(pipeline.checkpoint_step, target, run, entity)
-    load_parts = {
-        key.removeprefix("bulk_").removesuffix("_s"): float(value)
-        for key, value in loaded.items()
-        if key.startswith("bulk_") and key.endswith("_s")
-    }
-    return steps, load_parts
+    return steps, loaded.get("bulk_seconds", {})
 
 
 def bench_phase(

@@ -376,7 +376,7 @@ def copy_objects(run: dict[str, Any], entity_name: str) -> dict[str, int]:
 
 @task
 @value_free_task("phase", "load")
-def load(run: dict[str, Any], entity_name: str) -> dict[str, int | float]:
+def load(run: dict[str, Any], entity_name: str) -> dict[str, Any]:
     """#### Load
 
     One transaction keyed by the legacy id: the bulk path into an empty table, else an upsert

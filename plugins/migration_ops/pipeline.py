@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from include.entities.spec import EntitySpec
 from migration_ops import extract, load, runs, staging, storage, transform, validate
@@ -192,13 +192,13 @@ def load_step(
     *,
     legacy_dsn: str | None = None,
     path: LoadPath = "auto",
-) -> dict[str, int | float]:
+) -> dict[str, Any]:
     """Write the validated rows, record the quarantine and the checkpoint, in one transaction.
 
     ``legacy_dsn`` is needed only by an entity with direct columns (credentials that never
     rest in staging; see :class:`~include.entities.spec.DirectColumn`). ``path`` chooses
     between the bulk path and the upsert (see :data:`~migration_ops.bulk_load.LoadPath`).
-    The bulk path adds its seconds per part (``bulk_<part>_s``).
+    The bulk path adds its seconds per part (``bulk_seconds``).
     """
     with errors_without_values(entity.name, "load"):
         outcome = load.load_entity(target_dsn, entity, run, legacy_dsn=legacy_dsn, path=path)
@@ -207,7 +207,11 @@ def load_step(
         "inserted_rows": outcome.inserted_rows,
         "updated_rows": outcome.updated_rows,
         "unchanged_rows": outcome.unchanged_rows,
-        **{f"bulk_{part}_s": round(s, 3) for part, s in outcome.bulk_seconds.items()},
+        **(
+            {"bulk_seconds": {part: round(s, 3) for part, s in outcome.bulk_seconds.items()}}
+            if outcome.bulk_path
+            else {}
+        ),
     }
 
 
