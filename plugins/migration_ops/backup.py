@@ -357,14 +357,7 @@ class Backup:
 
 def ensure_manifest(target_dsn: str) -> None:
     """Create the ``migration`` schema and the manifest if missing (idempotent)."""
-
-    def apply() -> schema.Applied:
-        with connect(target_dsn, application_name="migration:backup:schema") as conn:
-            # Same lock as runs.apply_schema: never two DDL applications at once.
-            conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
-            return schema.apply_files(conn, MANIFEST_SQL)
-
-    schema.retry_when_busy(apply, "backup manifest DDL")
+    schema.apply(target_dsn, MANIFEST_SQL, application_name="migration:backup:schema")
 
 
 BACKUP_COLUMNS = sql.SQL(

@@ -74,19 +74,13 @@ def apply_schema(target_dsn: str, phase: PhaseSpec, *, force: bool = False) -> s
     def removed_columns(conn: psycopg.Connection[Any]) -> None:
         sync_apply.add_removed_columns(conn, list(phase.entities))
 
-    def apply() -> schema.Applied:
-        name = f"migration:schema:phase-{phase.number}"
-        with connect(target_dsn, application_name=name) as conn:
-            # Serialise concurrent schema applications (two phases started together).
-            conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
-            return schema.apply_files(
-                conn,
-                phase.schema_sql,
-                force=force,
-                then=removed_columns if phase.number == SYNC_PHASE else None,
-            )
-
-    return schema.retry_when_busy(apply, f"phase {phase.number} DDL")
+    return schema.apply(
+        target_dsn,
+        phase.schema_sql,
+        application_name=f"migration:schema:phase-{phase.number}",
+        force=force,
+        then=removed_columns if phase.number == SYNC_PHASE else None,
+    )
 
 
 #: How long a running run of another host may stay silent before it counts as dead.

@@ -128,6 +128,30 @@ def _stored(conn: psycopg.Connection[Any]) -> dict[str, tuple[str, str]]:
     return {str(file): (str(sha), str(state)) for file, sha, state in rows}
 
 
+def apply(
+    target_dsn: str,
+    files: Sequence[str],
+    *,
+    application_name: str,
+    force: bool = False,
+    then: Callable[[psycopg.Connection[Any]], None] | None = None,
+) -> Applied:
+    """:func:`apply_files` in a transaction of its own, under the schema lock, retried while busy.
+
+    The one way the project applies target DDL (the phases, the backup manifest, the
+    row-validation tables): the advisory lock ``migration.apply_schema`` serialises every DDL
+    application (rollbacks take it too), and :func:`retry_when_busy` starts the whole
+    transaction again while a lock it needs is held elsewhere.
+    """
+
+    def once() -> Applied:
+        with connect(target_dsn, application_name=application_name) as conn:
+            conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
+            return apply_files(conn, files, force=force, then=then)
+
+    return retry_when_busy(once, application_name)
+
+
 def apply_files(
     conn: psycopg.Connection[Any],
     files: Sequence[str],

@@ -79,7 +79,9 @@ def test_ddl_still_busy_at_its_deadline_fails_for_the_task_to_retry(target, monk
     monkeypatch.setenv("MIGRATION_DDL_BUSY_SECONDS", "1")
     holder = _backup_session(target)
     try:
-        with pytest.raises(TransientStepError, match="^row-validation DDL: the DDL kept waiting"):
+        with pytest.raises(
+            TransientStepError, match="^migration:schema:row-validation: the DDL kept waiting"
+        ):
             ensure_schema(target)
     finally:
         holder.close()

@@ -370,13 +370,11 @@ def ensure_schema(target_dsn: str) -> None:
     Its own: a lock held elsewhere (a backup running) rolls it back and it starts again
     (:func:`~migration_ops.schema.retry_when_busy`), which a caller's transaction could not.
     """
-
-    def apply() -> schema.Applied:
-        with connect(target_dsn, application_name="migration:schema:row-validation") as conn:
-            conn.execute("select pg_advisory_xact_lock(hashtext('migration.apply_schema'))")
-            return schema.apply_files(conn, ["target/050_row_validation.sql"])
-
-    schema.retry_when_busy(apply, "row-validation DDL")
+    schema.apply(
+        target_dsn,
+        ["target/050_row_validation.sql"],
+        application_name="migration:schema:row-validation",
+    )
 
 
 def ensure_schema_current(target_dsn: str) -> None:
